@@ -1,0 +1,36 @@
+"""The HTTP face of Ledgerflow: CRM webhooks now; lead posts, inbound messages and reports as they arrive."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import crm_events
+from config.settings import Settings, get_settings
+from config.temporal import connect
+from models.db import create_tables, get_engine
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = get_engine(settings.database_url)
+        create_tables(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.temporal = await connect(settings)
+        yield
+
+    app = FastAPI(title="Ledgerflow", lifespan=lifespan)
+    app.include_router(crm_events.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

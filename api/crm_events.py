@@ -1,0 +1,53 @@
+"""CRM webhooks: each call is authenticated with the account's HMAC secret, validated, then handed to the
+proposal's workflow. Bad input gets a clear 4xx and starts nothing."""
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from dispatch import send_sales_cycle_change
+from models.accounts import Franchisee
+from models.proposals import SalesCycleChange
+
+router = APIRouter(prefix="/crm", tags=["crm"])
+SIGNATURE_HEADER = "X-Ledgerflow-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature a CRM puts on a webhook body: `sha256=` and the hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@router.post("/{account_id}/sales-cycle", status_code=status.HTTP_202_ACCEPTED)
+async def sales_cycle_changed(
+    account_id: str,
+    request: Request,
+    x_ledgerflow_signature: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    settings = request.app.state.settings
+    with Session(request.app.state.engine) as session:
+        franchisee = session.get(Franchisee, account_id)
+    if franchisee is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
+    secret = settings.crm_webhook_secrets.get(account_id)
+    body = await request.body()
+    if secret is None or x_ledgerflow_signature is None or not hmac.compare_digest(
+        sign(secret.get_secret_value(), body), x_ledgerflow_signature
+    ):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or bad {SIGNATURE_HEADER}")
+    try:
+        change = SalesCycleChange.model_validate_json(body)
+    except ValidationError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            error.errors(include_url=False, include_context=False)) from error
+    if change.account_id != account_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"body is for account {change.account_id!r}, not {account_id!r}")
+    dispatched = await send_sales_cycle_change(request.app.state.temporal, settings, franchisee, change)
+    code = status.HTTP_202_ACCEPTED if dispatched.status == "accepted" else status.HTTP_200_OK
+    return JSONResponse(dispatched.__dict__, status_code=code)

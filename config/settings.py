@@ -1,0 +1,73 @@
+"""Every URL, port, credential and tunable of Ledgerflow: the one place that reads the environment."""
+
+import sys
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_VENV_BIN = Path(sys.executable).parent
+_CONFIG_DIR = Path(__file__).parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", env_file=".env", extra="ignore")
+
+    # Local state of the embedded stack (SQLite files, server logs).
+    data_dir: Path = Path(".data")
+    database_url: str = "sqlite:///.data/ledgerflow.db"
+    # Fernet key (urlsafe base64, 32 bytes) for tokens stored in the DB. The default is for the sandbox only.
+    secret_key: SecretStr = SecretStr("bGVkZ2VyZmxvdy1zYW5kYm94LW9ubHktZGV2LWtleSE=")
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    temporal_cli: Path = _VENV_BIN / "temporal"
+    temporal_test_server: Path = _VENV_BIN / "temporal-test-server"
+    task_queue: str = "ledgerflow"
+    worker_activity_threads: int = 20
+
+    # HTTP API (the front door)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # CRM webhooks: the HMAC-SHA256 secret per CRM account. The defaults sign the sandbox's demo accounts only.
+    crm_webhook_secrets: dict[str, SecretStr] = {
+        "acme-austin": SecretStr("sandbox-webhook-secret-austin"),
+        "acme-denver": SecretStr("sandbox-webhook-secret-denver"),
+    }
+
+    # QuickBooks Online: the sandbox emulator by default.
+    qbo_sandbox_port: int = 8710
+    qbo_api_url: str = "http://127.0.0.1:8710/v3"
+    qbo_discovery_url: str = "http://127.0.0.1:8710/.well-known/openid_configuration"
+    qbo_client_id: str = "ledgerflow-sandbox-client"
+    qbo_client_secret: SecretStr = SecretStr("ledgerflow-sandbox-secret")
+    qbo_redirect_uri: str = "http://127.0.0.1:8000/qbo/callback"
+    qbo_minor_version: int = 75
+    qbo_http_timeout_seconds: float = 30.0
+    # Plain-http OAuth is refused by requests-oauthlib unless allowed; allow it only for a loopback sandbox.
+    qbo_allow_insecure_transport: bool = True
+
+    # Network configuration: franchisor, franchisees, sales-cycle mapping.
+    network_file: Path = _CONFIG_DIR / "network.yaml"
+
+    # Workflows
+    proposal_idle_timeout: timedelta = timedelta(days=30)
+
+    @property
+    def temporal_ui_url(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.temporal_ui_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,30 @@
+"""The franchise network: a franchisor and its franchisees, each franchisee a CRM account with a QBO company."""
+
+from decimal import Decimal
+
+from sqlalchemy import Column, Text
+from sqlalchemy.types import JSON
+from sqlmodel import Field, SQLModel
+
+from models.money import DecimalColumn
+
+
+class Franchisor(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str
+    time_zone: str
+
+
+class Franchisee(SQLModel, table=True):
+    """A franchisee's CRM (sub-)account; `account_id` is the CRM account id and the key used everywhere."""
+
+    account_id: str = Field(primary_key=True)
+    franchisor_id: str = Field(foreign_key="franchisor.id", index=True)
+    name: str
+    qbo_realm_id: str = Field(index=True)
+    time_zone: str
+    royalty_rate: Decimal = Field(sa_column=Column(DecimalColumn(9, 6), nullable=False))
+    marketing_rate: Decimal = Field(sa_column=Column(DecimalColumn(9, 6), nullable=False))
+    # CRM sales-cycle step name -> lifecycle stage (see models.events.Stage).
+    sales_cycle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    notes: str | None = Field(default=None, sa_column=Column(Text))

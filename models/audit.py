@@ -1,0 +1,24 @@
+"""The audit log: every body sent to QuickBooks, with the request id and what came back."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+
+class QboAuditLog(SQLModel, table=True):
+    __tablename__ = "qbo_audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    realm_id: str = Field(index=True)
+    entity: str
+    operation: str  # create, update, delete, void
+    request_id: str = Field(index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    workflow_id: str | None = Field(default=None, index=True)
+    activity_attempt: int | None = None
+    status: str = "sent"  # sent -> ok | error
+    qbo_id: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None

@@ -1,0 +1,55 @@
+"""Money is Decimal quantised to cents with ROUND_HALF_UP: in the DB, in workflow payloads and in QBO bodies."""
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+from sqlalchemy import Numeric, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal | int | str) -> Decimal:
+    """Quantise to cents, half-up. Floats are refused: they cannot carry money exactly."""
+    if isinstance(value, float):
+        raise TypeError(f"money must not be a float: {value!r}")
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, float):
+        raise ValueError("money must be given as a string or integer, not a float")
+    return Decimal(str(value))
+
+
+# A cents amount in pydantic models; serialised as a string so JSON never turns it into a float.
+Money = Annotated[Decimal, BeforeValidator(lambda v: cents(_to_decimal(v))), PlainSerializer(str, when_used="json")]
+# An exact decimal that is not an amount (a rate, a quantity), serialised as a string likewise.
+Exact = Annotated[Decimal, BeforeValidator(_to_decimal), PlainSerializer(str, when_used="json")]
+
+
+class DecimalColumn(TypeDecorator[Decimal]):
+    """Exact decimals in any database: NUMERIC on PostgreSQL, text on SQLite (whose NUMERIC is a float)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 18, scale: int = 6) -> None:
+        super().__init__()
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))

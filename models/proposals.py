@@ -1,0 +1,137 @@
+"""The shapes of a CRM proposal as they cross the workflow boundary: events, workflow input and state,
+activity inputs. Ids only, never credentials."""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.money import Exact, Money, cents
+
+
+class Stage(StrEnum):
+    """Lifecycle stages a CRM sales-cycle step maps to, per account."""
+
+    PROPOSAL = "proposal"
+    JOB_COMPLETE = "job_complete"
+    LOST = "lost"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CrmContact(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    company_name: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=30)
+
+    @property
+    def display_name(self) -> str:
+        """QBO DisplayName: the company if there is one, else the person. QBO forbids ':' tab and newline."""
+        name = self.company_name or f"{self.first_name} {self.last_name}".strip() or f"CRM contact {self.id}"
+        for forbidden in (":", "\t", "\n", "\r"):
+            name = name.replace(forbidden, " ")
+        return " ".join(name.split())
+
+
+class ProposalLine(_Strict):
+    description: str = Field(min_length=1, max_length=4000)
+    quantity: Exact = Field(gt=0)
+    unit_price: Exact = Field(ge=0)
+
+    @property
+    def amount(self) -> Money:
+        return cents(self.quantity * self.unit_price)
+
+
+class Proposal(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    number: str = Field(min_length=1, max_length=21)  # QBO DocNumber is at most 21 characters
+    lines: list[ProposalLine] = Field(min_length=1)
+
+    @property
+    def total(self) -> Money:
+        return cents(sum((line.amount for line in self.lines), start=cents(0)))
+
+
+class SalesCycleChange(_Strict):
+    """What the CRM tells us: a contact's sales-cycle step changed, with the proposal it concerns."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=64)
+    sales_cycle_step: str = Field(min_length=1, max_length=100)
+    occurred_at: datetime
+    contact: CrmContact
+    proposal: Proposal
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must carry a time zone")
+        return value
+
+
+class ProposalEvent(_Strict):
+    """A sales-cycle change resolved to a lifecycle stage: the signal a proposal workflow receives."""
+
+    change: SalesCycleChange
+    stage: Stage
+
+
+class ProposalInput(_Strict):
+    """The proposal workflow's input: which proposal, in which account and QBO company, and on
+    continue-as-new the state carried over."""
+
+    account_id: str
+    proposal_id: str
+    realm_id: str
+    franchisor_id: str
+    idle_timeout: timedelta = timedelta(days=30)
+    carried: "ProposalState | None" = None
+
+
+class ProposalState(BaseModel):
+    """What the proposal workflow has done so far; its query result and its continue-as-new carry-over."""
+
+    stage: Stage | None = None
+    customer_id: str | None = None
+    estimate_id: str | None = None
+    events_seen: list[str] = Field(default_factory=list)
+    # Events whose stage this version does not act on yet, kept whole so a later version can, and
+    # events a final QBO fault stopped.
+    deferred_events: list[ProposalEvent] = Field(default_factory=list)
+    failed_events: list[str] = Field(default_factory=list)
+
+
+class EnsureCustomerInput(_Strict):
+    account_id: str
+    realm_id: str
+    contact: CrmContact
+
+
+class EnsureEstimateInput(_Strict):
+    account_id: str
+    realm_id: str
+    customer_id: str
+    proposal: Proposal
+
+
+def stage_for_step(sales_cycle: dict[str, str], step: str) -> Stage | None:
+    """The lifecycle stage an account's sales-cycle step maps to; None when the step means nothing to us."""
+    wanted = step.strip().casefold()
+    for name, stage in sales_cycle.items():
+        if name.strip().casefold() == wanted:
+            return Stage(stage)
+    return None
+
+
+def proposal_workflow_id(account_id: str, proposal_id: str) -> str:
+    return f"proposal:{account_id}:{proposal_id}"
+
+
+ProposalInput.model_rebuild()

@@ -1,0 +1,12 @@
+"""The custom search attributes operators filter on in the Temporal UI. Keep the set small (PostgreSQL
+visibility allows 10 Keyword attributes per namespace)."""
+
+from temporalio.common import SearchAttributeKey
+
+ACCOUNT_ID = SearchAttributeKey.for_keyword("AccountId")
+CONTACT_ID = SearchAttributeKey.for_keyword("ContactId")
+PROPOSAL_ID = SearchAttributeKey.for_keyword("ProposalId")
+FRANCHISOR = SearchAttributeKey.for_keyword("Franchisor")
+STAGE = SearchAttributeKey.for_keyword("Stage")
+
+ALL = (ACCOUNT_ID, CONTACT_ID, PROPOSAL_ID, FRANCHISOR, STAGE)

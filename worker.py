@@ -1,0 +1,51 @@
+"""Runs a Ledgerflow worker: any number of these, on any number of machines, poll the same task queue."""
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.qbo_client import QboConnector
+from activities.quickbooks import QuickBooksActivities
+from config.settings import Settings, get_settings
+from config.temporal import connect
+from models.db import create_tables, get_engine
+from workflows.proposal import ProposalWorkflow
+
+WORKFLOWS = [ProposalWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, **options: object) -> Worker:
+    """The worker with every workflow and activity; tests build theirs here too, so they run what ships."""
+    engine = get_engine(settings.database_url)
+    create_tables(engine)
+    quickbooks = QuickBooksActivities(QboConnector(settings, engine), engine)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[quickbooks.ensure_customer, quickbooks.ensure_estimate],
+        activity_executor=executor,
+        max_concurrent_activities=settings.worker_activity_threads,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    client = await connect(settings)
+    with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+        worker = build_worker(client, settings, executor)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))
+        logging.getLogger("ledgerflow.worker").info("Worker polling task queue %s", settings.task_queue)
+        await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

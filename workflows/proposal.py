@@ -1,0 +1,113 @@
+"""One long-lived workflow per CRM proposal: it serialises every event about the proposal, so events that
+arrive twice or out of order still produce the right books in QuickBooks."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.quickbooks import QuickBooksActivities
+    from models import search_attributes as sa
+    from models.proposals import (
+        EnsureCustomerInput,
+        EnsureEstimateInput,
+        ProposalEvent,
+        ProposalInput,
+        ProposalState,
+        Stage,
+    )
+
+# QBO outages delay the work, they never fail it: retry until QBO answers, except for final faults.
+QBO_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=["QboValidationError", "QboNotConnected", "QboSetupError"],
+)
+QBO_TIMEOUT = timedelta(minutes=2)
+# Event ids remembered to drop duplicates; older ones are covered by the activities' own idempotency.
+EVENTS_REMEMBERED = 500
+
+
+@workflow.defn
+class ProposalWorkflow:
+    @workflow.init
+    def __init__(self, input: ProposalInput) -> None:
+        self._ref = input
+        self._state = input.carried or ProposalState()
+        self._pending: list[ProposalEvent] = []
+
+    @workflow.signal
+    def event(self, event: ProposalEvent) -> None:
+        self._pending.append(event)
+
+    @workflow.query
+    def state(self) -> ProposalState:
+        return self._state
+
+    @workflow.run
+    async def run(self, input: ProposalInput) -> ProposalState:
+        while True:
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending), timeout=input.idle_timeout)
+            except TimeoutError:
+                # Quiet for the idle period: finish. A later event starts a fresh run, and the ledger map
+                # keeps it from creating anything twice.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._state
+            while self._pending:
+                await self._handle(self._pending.pop(0))
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(input.model_copy(update={"carried": self._state}))
+
+    async def _handle(self, event: ProposalEvent) -> None:
+        change = event.change
+        if change.event_id in self._state.events_seen:
+            workflow.logger.info("Duplicate CRM event %s ignored", change.event_id)
+            return
+        try:
+            if event.stage == Stage.PROPOSAL:
+                await self._proposal_stage(event)
+            else:
+                # Job completion and lost proposals are handled by the full lifecycle (issue 5).
+                self._state.deferred_events.append(event)
+                workflow.logger.warning("Stage %s not handled yet for event %s", event.stage, change.event_id)
+        except ActivityError as error:
+            # A final QBO fault: the event is kept as failed, visible in the UI, and later events still run.
+            self._state.failed_events.append(f"{change.event_id}: {error.cause or error}")
+            workflow.logger.error("Event %s failed: %s", change.event_id, error.cause or error)
+        self._state.events_seen = [*self._state.events_seen, change.event_id][-EVENTS_REMEMBERED:]
+        self._show_details()
+
+    async def _proposal_stage(self, event: ProposalEvent) -> None:
+        change = event.change
+        self._state.customer_id = await workflow.execute_activity_method(
+            QuickBooksActivities.ensure_customer,
+            EnsureCustomerInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id,
+                                contact=change.contact),
+            start_to_close_timeout=QBO_TIMEOUT,
+            retry_policy=QBO_RETRY,
+            summary=f"QBO customer for contact {change.contact.id}",
+        )
+        self._state.estimate_id = await workflow.execute_activity_method(
+            QuickBooksActivities.ensure_estimate,
+            EnsureEstimateInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id,
+                                customer_id=self._state.customer_id, proposal=change.proposal),
+            start_to_close_timeout=QBO_TIMEOUT,
+            retry_policy=QBO_RETRY,
+            summary=f"QBO estimate {change.proposal.number}",
+        )
+        self._state.stage = Stage.PROPOSAL
+        workflow.upsert_search_attributes([sa.STAGE.value_set(Stage.PROPOSAL.value)])
+
+    def _show_details(self) -> None:
+        s = self._state
+        workflow.set_current_details(
+            f"**Stage:** {s.stage or 'new'}  \n**QBO customer:** {s.customer_id or '-'}  \n"
+            f"**QBO estimate:** {s.estimate_id or '-'}  \n**Events:** {len(s.events_seen)} seen, "
+            f"{len(s.deferred_events)} deferred to a later stage handler, {len(s.failed_events)} failed"
+        )
+
