@@ -24,6 +24,7 @@ import httpx
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models import search_attributes
+from sandbox.qbo.admin import sandbox_root
 from starter import play_demo
 
 
@@ -88,11 +89,10 @@ class Stack:
     def ports(self) -> list[tuple[str, str, int]]:
         s = self.settings
         temporal = urlparse(f"//{s.temporal_address}")
-        qbo = urlparse(s.qbo_api_url)
         return [
             ("Temporal frontend", "LEDGERFLOW_TEMPORAL_ADDRESS", temporal.port or 7233),
             ("Temporal UI", "LEDGERFLOW_TEMPORAL_UI_PORT", s.temporal_ui_port),
-            ("QBO sandbox", "LEDGERFLOW_QBO_SANDBOX_PORT", qbo.port or s.qbo_sandbox_port),
+            ("QBO sandbox", "LEDGERFLOW_QBO_SANDBOX_PORT", s.qbo_sandbox_port),
             ("HTTP API", "LEDGERFLOW_API_PORT", s.api_port),
         ]
 
@@ -115,14 +115,14 @@ class Stack:
                                  "--port", str(temporal.port or 7233), "--ui-port", str(s.temporal_ui_port),
                                  "--db-filename", str(data / "temporal.db"), "--namespace", s.temporal_namespace,
                                  "--log-level", "warn", *attributes], logs / "temporal.log"),
-            Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(urlparse(s.qbo_api_url).port),
+            Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.json")], logs / "qbo-sandbox.log"),
         ]
         print(f"Starting the embedded stack (logs in {logs})")
         for service in self.services:
             service.start()
         asyncio.run(self._wait_for_temporal())
-        self._wait_for_http("QBO sandbox", self.services[1], self.settings.qbo_api_url.removesuffix("/v3") + "/healthz")
+        self._wait_for_http("QBO sandbox", self.services[1], f"{sandbox_root(s.qbo_api_url)}/healthz")
         api = Service("api", [python, "-m", "uvicorn", "api.app:app", "--host", s.api_host, "--port",
                               str(s.api_port), "--log-level", "warning"], logs / "api.log")
         worker = Service("worker", [python, "worker.py"], logs / "worker.log")

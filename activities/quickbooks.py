@@ -4,7 +4,6 @@ The pattern is the same for every write: check the ledger map, look for the obje
 requestid derived from the business key, record the map. Running an activity again changes nothing.
 """
 
-import re
 import uuid
 from collections.abc import Callable
 
@@ -19,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import mapped_qbo_id, record_mapping
 from activities.qbo_client import QboConnector
-from models.proposals import EnsureCustomerInput, EnsureEstimateInput, Proposal
+from models.proposals import CrmContact, EnsureCustomerInput, EnsureEstimateInput, Proposal
 
 _REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f5e-9a43-2d2f0c8b7a10")
 DEFAULT_ITEM_NAME = "Services"
@@ -33,11 +32,6 @@ def request_id(realm_id: str, *business_key: str) -> str:
 def qbo_string(value: str) -> str:
     """A value quoted for QBO's query language: backslash-escaped quotes."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _existing_id_from_duplicate(error: ApplicationError) -> str | None:
-    match = re.search(r"Id=(\d+)", str(error))
-    return match.group(1) if error.type == "QboError6240" and match else None
 
 
 class QuickBooksActivities:
@@ -56,35 +50,43 @@ class QuickBooksActivities:
     @activity.defn
     def ensure_customer(self, input: EnsureCustomerInput) -> str:
         """The QBO customer for a CRM contact. An existing customer of the same name (QBO compares names
-        case-insensitively, inactive ones included) is reused, never duplicated."""
+        case-insensitively, inactive ones included) is reused, never duplicated. When a vendor or employee
+        holds the name, the customer gets the name with the CRM contact id after it."""
         contact = input.contact
-        name = contact.display_name
+        names = (contact.display_name, f"{contact.display_name} ({contact.id})")
 
         def find() -> str | None:
-            statement = (f"SELECT * FROM Customer WHERE DisplayName = {qbo_string(name)} "
-                         "AND Active IN (true, false)")
-            found = self.qbo.call(input.realm_id, lambda qb: Customer.query(statement, qb=qb))
-            return str(found[0].Id) if found else None
+            for name in names:
+                statement = (f"SELECT * FROM Customer WHERE DisplayName = {qbo_string(name)} "
+                             "AND Active IN (true, false)")
+                found = self.qbo.call(input.realm_id, lambda qb, s=statement: Customer.query(s, qb=qb))
+                if found:
+                    return str(found[0].Id)
+            return None
 
         def create(rid: str) -> str:
-            customer = Customer()
-            customer.DisplayName = name
-            customer.GivenName = contact.first_name or None
-            customer.FamilyName = contact.last_name or None
-            customer.CompanyName = contact.company_name
-            if contact.email:
-                customer.PrimaryEmailAddr = {"Address": contact.email}
-            if contact.phone:
-                customer.PrimaryPhone = {"FreeFormNumber": contact.phone}
             try:
-                return str(self.qbo.audited_save(input.realm_id, customer, rid).Id)
+                return self._create_customer(input.realm_id, contact, names[0], rid)
             except ApplicationError as error:
-                existing = _existing_id_from_duplicate(error)  # created meanwhile under the same name
-                if existing is None:
+                if error.type != "QboError6240":
                     raise
-                return existing
+            # Duplicate name: a customer created meanwhile, or a vendor or employee holding the name.
+            alternate_rid = request_id(input.realm_id, input.account_id, "contact", contact.id, "alternate-name")
+            return find() or self._create_customer(input.realm_id, contact, names[1], alternate_rid)
 
         return self._ensure(input.account_id, input.realm_id, "contact", contact.id, "Customer", find, create)
+
+    def _create_customer(self, realm_id: str, contact: CrmContact, name: str, rid: str) -> str:
+        customer = Customer()
+        customer.DisplayName = name
+        customer.GivenName = contact.first_name or None
+        customer.FamilyName = contact.last_name or None
+        customer.CompanyName = contact.company_name
+        if contact.email:
+            customer.PrimaryEmailAddr = {"Address": contact.email}
+        if contact.phone:
+            customer.PrimaryPhone = {"FreeFormNumber": contact.phone}
+        return str(self.qbo.audited_save(realm_id, customer, rid).Id)
 
     @activity.defn
     def ensure_estimate(self, input: EnsureEstimateInput) -> str:

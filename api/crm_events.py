@@ -44,7 +44,7 @@ async def sales_cycle_changed(
         change = SalesCycleChange.model_validate_json(body)
     except ValidationError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            error.errors(include_url=False, include_context=False)) from error
+                            error.errors(include_url=False, include_context=False, include_input=False)) from error
     if change.account_id != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"body is for account {change.account_id!r}, not {account_id!r}")

@@ -3,7 +3,7 @@
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -20,7 +20,10 @@ class _Config(BaseModel):
 
 
 def _valid_zone(value: str) -> str:
-    ZoneInfo(value)  # raises for an unknown zone
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
     return value
 
 

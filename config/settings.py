@@ -5,7 +5,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _VENV_BIN = Path(sys.executable).parent
@@ -40,10 +40,10 @@ class Settings(BaseSettings):
         "acme-denver": SecretStr("sandbox-webhook-secret-denver"),
     }
 
-    # QuickBooks Online: the sandbox emulator by default.
+    # QuickBooks Online: the sandbox emulator on qbo_sandbox_port unless the URLs are given.
     qbo_sandbox_port: int = 8710
-    qbo_api_url: str = "http://127.0.0.1:8710/v3"
-    qbo_discovery_url: str = "http://127.0.0.1:8710/.well-known/openid_configuration"
+    qbo_api_url: str = ""
+    qbo_discovery_url: str = ""
     qbo_client_id: str = "ledgerflow-sandbox-client"
     qbo_client_secret: SecretStr = SecretStr("ledgerflow-sandbox-secret")
     qbo_redirect_uri: str = "http://127.0.0.1:8000/qbo/callback"
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
 
     # Workflows
     proposal_idle_timeout: timedelta = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _sandbox_urls(self) -> "Settings":
+        sandbox = f"http://127.0.0.1:{self.qbo_sandbox_port}"
+        self.qbo_api_url = self.qbo_api_url or f"{sandbox}/v3"
+        self.qbo_discovery_url = self.qbo_discovery_url or f"{sandbox}/.well-known/openid_configuration"
+        return self
 
     @property
     def temporal_ui_url(self) -> str:

@@ -23,3 +23,10 @@ def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/{entity}", timeout=10)
     response.raise_for_status()
     return list(json.loads(response.text, parse_float=Decimal)[entity])
+
+
+def inject_faults(api_url: str, realm_id: str, kind: str, count: int = 1) -> None:
+    """Make the company's next `count` API calls answer with `kind`: "500" or "429"."""
+    response = httpx.post(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/faults",
+                          params={"kind": kind, "count": count}, timeout=10)
+    response.raise_for_status()

@@ -100,7 +100,16 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     def _company(realm_id: str, authorization: str | None) -> Company | Response:
         if not sandbox.tokens.allows(authorization, realm_id):
             return JSONResponse(faults.auth_failure_body(), status_code=401)
-        return sandbox.company(realm_id)
+        company = sandbox.company(realm_id)
+        with company.lock:
+            injected = company.injected_faults.pop(0) if company.injected_faults else None
+        if injected == "429":
+            return Response(faults.THROTTLE_XML, status_code=429, media_type="application/xml")
+        if injected == "500":
+            fault = faults.QboFault("10000", "An application error has occurred while processing your request",
+                                    "System Failure Error: injected by the sandbox", fault_type="SystemFault")
+            return _json(fault.body(_now()), fault.status)
+        return company
 
     async def _body(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -170,6 +179,16 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         refresh_token = sandbox.tokens.connect(realm_id)
         sandbox.save()
         return {"realm_id": realm_id, "refresh_token": refresh_token}
+
+    @app.post("/admin/companies/{realm_id}/faults")
+    def inject_faults(realm_id: str, kind: str, count: int = 1) -> Response:
+        """Make the company's next `count` API calls fail with `kind` (500 or 429)."""
+        if kind not in ("500", "429"):
+            return JSONResponse({"error": "kind must be 500 or 429"}, status_code=422)
+        company = sandbox.company(realm_id)
+        with company.lock:
+            company.injected_faults.extend([kind] * count)
+            return _json({"realm_id": realm_id, "pending": list(company.injected_faults)})
 
     @app.get("/admin/companies/{realm_id}/{entity}")
     def list_objects(realm_id: str, entity: str) -> Response:

@@ -51,6 +51,8 @@ class Company:
         self.lock = threading.RLock()
         self.objects: dict[str, dict[str, dict[str, Any]]] = {entity: {} for entity in ENTITIES}
         self.responses_by_request_id: dict[str, tuple[int, dict[str, Any]]] = {}
+        # Faults the next API calls answer with, for tests: "500" or "429".
+        self.injected_faults: list[str] = []
         self._next_id = 1
         self._next_doc_number = 1001
         self._seed()
@@ -66,6 +68,7 @@ class Company:
         company = cls.__new__(cls)
         company.realm_id, company.name = data["realm_id"], data["name"]
         company.lock = threading.RLock()
+        company.injected_faults = []
         company.objects = data["objects"]
         company.responses_by_request_id = {k: tuple(v) for k, v in data["responses_by_request_id"].items()}
         company._next_id, company._next_doc_number = data["next_id"], data["next_doc_number"]

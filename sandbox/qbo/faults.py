@@ -2,6 +2,15 @@
 
 from typing import Any
 
+# A throttled request gets XML, even when JSON was asked for.
+THROTTLE_XML = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="2026-01-01T00:00:00.000-08:00">'
+    '<Fault type="SERVICE"><Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; '
+    "statusCode=429</Message><Detail>The request limit was reached.  Try again later</Detail></Error></Fault>"
+    "</IntuitResponse>"
+)
+
 
 class QboFault(Exception):
     """A validation or system fault: HTTP 400 (or 500 for SystemFault) with QBO's capitalised Fault body."""

@@ -232,8 +232,14 @@ def run(query: Query, objects: list[dict[str, Any]]) -> dict[str, Any]:
         return {"totalCount": len(rows)}
     if query.order_by:
         order_by = query.order_by
-        rows.sort(key=lambda o: (_lookup(o, order_by) is None, str(_comparable(_lookup(o, order_by)))),
-                  reverse=query.descending)
+
+        def sort_key(obj: dict[str, Any]) -> tuple[int, Any]:
+            value = _comparable(_lookup(obj, order_by))
+            if value is None:
+                return (2, "")
+            return (0, value) if isinstance(value, Decimal) else (1, str(value))
+
+        rows.sort(key=sort_key, reverse=query.descending)
     else:
         rows.sort(key=lambda o: int(o["Id"]))
     page = rows[query.start_position - 1 : query.start_position - 1 + query.max_results]

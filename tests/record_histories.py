@@ -1,0 +1,66 @@
+"""Records workflow histories for the replay tests: `python -m tests.record_histories`.
+
+Run it when a workflow changes on purpose (a new version, behind `workflow.patched`), and commit the new
+files beside the old ones: the old histories must keep replaying, which is what running workflows need.
+"""
+
+import asyncio
+import os
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config.settings import get_settings
+from models import search_attributes
+from models.proposals import ProposalEvent, ProposalInput, Stage, proposal_workflow_id
+from tests import factories
+from tests.stubs import StubQuickBooks
+from workflows.proposal import ProposalWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _proposal_scenario(client: Client, task_queue: str, name: str, events: list[ProposalEvent]) -> None:
+    workflow_id = proposal_workflow_id("acme-austin", f"{name}-{uuid.uuid4().hex[:6]}")
+    workflow_input = ProposalInput(account_id="acme-austin", proposal_id="P-1", realm_id="r1",
+                                   franchisor_id="acme", idle_timeout=timedelta(seconds=3))
+    handle = await client.start_workflow(ProposalWorkflow.run, workflow_input, id=workflow_id,
+                                         task_queue=task_queue, start_signal="event", start_signal_args=[events[0]])
+    for event in events[1:]:
+        await handle.signal(ProposalWorkflow.event, event)
+    await handle.result()  # the idle timeout ends it
+    history = await handle.fetch_history()
+    (HISTORIES / f"proposal_{name}.json").write_text(history.to_json())
+    print(f"recorded {name}: {len(history.events)} events")
+
+
+def _event(event_id: str, stage: Stage = Stage.PROPOSAL, number: str = "1001") -> ProposalEvent:
+    return ProposalEvent(change=factories.sales_cycle_change(event_id=event_id, number=number), stage=stage)
+
+
+async def main() -> None:
+    settings = get_settings()
+    stub = StubQuickBooks()
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(settings.temporal_cli), data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+    ) as env:
+        task_queue = "record-histories"
+        async with Worker(env.client, task_queue=task_queue, workflows=[ProposalWorkflow],
+                          activities=[stub.ensure_customer, stub.ensure_estimate]):
+            await _proposal_scenario(env.client, task_queue, "estimate_duplicate_and_deferred", [
+                _event("evt-1"), _event("evt-1"), _event("evt-2", Stage.JOB_COMPLETE)])
+            await _proposal_scenario(env.client, task_queue, "final_fault_then_success", [
+                _event("evt-bad", number="BAD"), _event("evt-good", number="1002")])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: the SDK's runtime thread can abort it (sdk-python#300)

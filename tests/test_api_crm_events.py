@@ -1,0 +1,103 @@
+"""The CRM webhook front door: bad input gets a clear 4xx and starts nothing."""
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.crm_events import SIGNATURE_HEADER, sign
+from config.settings import Settings
+from models.proposals import proposal_workflow_id
+from sandbox.serve import ServerThread
+from tests import factories
+
+ACCOUNT = "acme-austin"
+SECRET = "sandbox-webhook-secret-austin"
+
+
+@pytest.fixture
+def api(settings: Settings, engine: Engine, dev_env: WorkflowEnvironment) -> Iterator[ServerThread]:
+    app_settings = settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host})
+    with ServerThread(create_app(app_settings)) as server:
+        yield server
+
+
+async def post(api: ServerThread, account: str, body: bytes, secret: str | None = SECRET,
+               signature: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SIGNATURE_HEADER] = signature or sign(secret, body)
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        return await http.post(f"/crm/{account}/sales-cycle", content=body, headers=headers)
+
+
+async def assert_not_started(env: WorkflowEnvironment, proposal_id: str) -> None:
+    with pytest.raises(RPCError) as raised:
+        await env.client.get_workflow_handle(proposal_workflow_id(ACCOUNT, proposal_id)).describe()
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
+
+
+def change_body(proposal_id: str, **kwargs: str) -> bytes:
+    return factories.sales_cycle_change(proposal_id=proposal_id, **kwargs).model_dump_json().encode()
+
+
+async def test_unknown_account_is_404(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
+    response = await post(api, "no-such-account", change_body("P-404", account_id="no-such-account"))
+    assert response.status_code == 404
+    assert "no-such-account" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret"])
+async def test_missing_or_bad_signature_is_401(api: ServerThread, dev_env: WorkflowEnvironment,
+                                               secret: str | None) -> None:
+    response = await post(api, ACCOUNT, change_body("P-401"), secret=secret)
+    assert response.status_code == 401
+    await assert_not_started(dev_env, "P-401")
+
+
+async def test_tampered_body_is_401(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
+    body = change_body("P-tamper")
+    signature = sign(SECRET, body)
+    tampered = body.replace(b"289.00", b"1.00")
+    response = await post(api, ACCOUNT, tampered, signature=signature)
+    assert response.status_code == 401
+    await assert_not_started(dev_env, "P-tamper")
+
+
+async def test_malformed_body_is_422_with_the_faulty_field(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
+    payload = json.loads(change_body("P-422"))
+    payload["proposal"]["lines"][0]["quantity"] = "-2"
+    del payload["occurred_at"]
+    response = await post(api, ACCOUNT, json.dumps(payload).encode())
+    assert response.status_code == 422
+    faults = {tuple(error["loc"]) for error in response.json()["detail"]}
+    assert ("proposal", "lines", 0, "quantity") in faults and ("occurred_at",) in faults
+    await assert_not_started(dev_env, "P-422")
+
+
+async def test_body_for_another_account_is_422(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
+    response = await post(api, ACCOUNT, change_body("P-other", account_id="acme-denver"))
+    assert response.status_code == 422
+    await assert_not_started(dev_env, "P-other")
+
+
+async def test_unmapped_sales_cycle_step_is_acknowledged_and_ignored(api: ServerThread,
+                                                                    dev_env: WorkflowEnvironment) -> None:
+    response = await post(api, ACCOUNT, change_body("P-unmapped", step="Left Voicemail"))
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    assert "Left Voicemail" in response.json()["reason"]
+    await assert_not_started(dev_env, "P-unmapped")
+
+
+async def test_step_names_match_case_insensitively(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
+    response = await post(api, ACCOUNT, change_body("P-case", step="  proposal SENT "))
+    assert response.status_code == 202
+    assert response.json() == {"status": "accepted", "workflow_id": proposal_workflow_id(ACCOUNT, "P-case"),
+                               "stage": "proposal", "reason": None}
+    await dev_env.client.get_workflow_handle(response.json()["workflow_id"]).terminate("test over")

@@ -1,0 +1,191 @@
+"""The QuickBooks activities through the real python-quickbooks client, over HTTP, against the QBO sandbox."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, delete, select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.qbo_client import QboConnector
+from activities.quickbooks import QuickBooksActivities, qbo_string
+from config.settings import Settings
+from models.audit import QboAuditLog
+from models.ledger import QboObjectMap
+from models.proposals import EnsureCustomerInput, EnsureEstimateInput
+from models.qbo_connection import QboConnection
+from sandbox.qbo.admin import inject_faults, list_objects
+from tests import factories
+
+ACCOUNT = "acme-austin"
+
+
+@pytest.fixture
+def activities(settings: Settings, engine: Engine) -> QuickBooksActivities:
+    return QuickBooksActivities(QboConnector(settings, engine), engine)
+
+
+def run(fn, arg):  # type: ignore[no-untyped-def]
+    return ActivityEnvironment().run(fn, arg)
+
+
+def audit_rows(engine: Engine, realm_id: str) -> list[QboAuditLog]:
+    with Session(engine) as session:
+        return list(session.exec(select(QboAuditLog).where(QboAuditLog.realm_id == realm_id)))
+
+
+def customer_input(realm_id: str, **kwargs: str) -> EnsureCustomerInput:
+    return EnsureCustomerInput(account_id=ACCOUNT, realm_id=realm_id, contact=factories.contact(**kwargs))
+
+
+def test_customer_is_created_once(activities: QuickBooksActivities, settings: Settings, engine: Engine,
+                                  realm_id: str) -> None:
+    first = run(activities.ensure_customer, customer_input(realm_id))
+    second = run(activities.ensure_customer, customer_input(realm_id))
+
+    customers = list_objects(settings.qbo_api_url, realm_id, "Customer")
+    assert [c["Id"] for c in customers] == [first]
+    assert second == first
+    assert customers[0]["DisplayName"] == "Dana Whitfield"
+    assert customers[0]["PrimaryEmailAddr"]["Address"] == "dana@example.com"
+    writes = audit_rows(engine, realm_id)
+    assert [(w.entity, w.operation, w.status, w.qbo_id) for w in writes] == [("Customer", "create", "ok", first)]
+    assert '"DisplayName": "Dana Whitfield"' in writes[0].body
+
+
+def test_existing_customer_of_the_same_name_is_reused(activities: QuickBooksActivities, settings: Settings,
+                                                      engine: Engine, realm_id: str) -> None:
+    existing = run(activities.ensure_customer, customer_input(realm_id, contact_id="C-other", first="dana",
+                                                              last="WHITFIELD"))
+    reused = run(activities.ensure_customer, customer_input(realm_id))
+
+    assert reused == existing
+    assert len(list_objects(settings.qbo_api_url, realm_id, "Customer")) == 1
+
+
+def test_name_taken_by_a_vendor_gets_a_distinct_customer(activities: QuickBooksActivities, settings: Settings,
+                                                         realm_id: str) -> None:
+    """DisplayName is unique across customers, vendors and employees: QBO's 6240 names a vendor's id, which
+    must never be used as the customer."""
+    connector = activities.qbo
+    from quickbooks.objects.vendor import Vendor
+
+    vendor = Vendor()
+    vendor.DisplayName = "Dana Whitfield"
+    vendor_id = str(connector.call(realm_id, lambda qb: vendor.save(qb=qb)).Id)
+
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+
+    customers = list_objects(settings.qbo_api_url, realm_id, "Customer")
+    assert customer_id != vendor_id
+    assert [c["Id"] for c in customers] == [customer_id]
+    assert customers[0]["DisplayName"] == "Dana Whitfield (C-1)"
+
+
+def test_customer_written_but_not_recorded_is_found_not_duplicated(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
+) -> None:
+    """A crash between the QBO write and the ledger record: the retry finds the customer in QBO."""
+    first = run(activities.ensure_customer, customer_input(realm_id))
+    with Session(engine) as session:
+        session.exec(delete(QboObjectMap))  # type: ignore[call-overload]
+        session.commit()
+
+    again = run(activities.ensure_customer, customer_input(realm_id))
+
+    assert again == first
+    assert len(list_objects(settings.qbo_api_url, realm_id, "Customer")) == 1
+
+
+def test_estimate_has_the_proposal_number_lines_and_exact_total(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
+) -> None:
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+    proposal = factories.proposal()
+    estimate_input = EnsureEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
+                                         proposal=proposal)
+
+    estimate_id = run(activities.ensure_estimate, estimate_input)
+    with Session(engine) as session:
+        session.exec(delete(QboObjectMap).where(QboObjectMap.qbo_entity == "Estimate"))  # type: ignore[call-overload]
+        session.commit()
+    again = run(activities.ensure_estimate, estimate_input)
+
+    estimates = list_objects(settings.qbo_api_url, realm_id, "Estimate")
+    assert again == estimate_id
+    assert len(estimates) == 1
+    estimate = estimates[0]
+    assert estimate["DocNumber"] == "1001"
+    assert estimate["CustomerRef"]["value"] == customer_id
+    assert Decimal(str(estimate["TotalAmt"])) == Decimal("339.00")  # 289.00 + 3 x 16.665 = 49.995 -> 50.00
+    item_lines = [line for line in estimate["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    assert [(line["Description"], Decimal(str(line["Amount"]))) for line in item_lines] == [
+        ("Gutter cleaning", Decimal("289.00")), ("Downspout flush", Decimal("50.00"))]
+    assert estimate["TxnStatus"] == "Pending"
+
+
+def test_estimate_for_unknown_customer_is_a_final_error(activities: QuickBooksActivities, realm_id: str) -> None:
+    bad = EnsureEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id="999999",
+                              proposal=factories.proposal())
+    with pytest.raises(ApplicationError) as raised:
+        run(activities.ensure_estimate, bad)
+    assert raised.value.non_retryable
+    assert raised.value.type == "QboValidationError"
+    assert "2500" in str(raised.value)
+
+
+def test_qbo_outage_is_a_retryable_error(activities: QuickBooksActivities, settings: Settings,
+                                         realm_id: str) -> None:
+    inject_faults(settings.qbo_api_url, realm_id, "500")
+    with pytest.raises(ApplicationError) as raised:
+        run(activities.ensure_customer, customer_input(realm_id))
+    assert not raised.value.non_retryable
+    assert run(activities.ensure_customer, customer_input(realm_id))  # QBO is back: the retry works
+
+
+def test_throttled_request_waits_a_minute_before_retrying(activities: QuickBooksActivities, settings: Settings,
+                                                          realm_id: str) -> None:
+    inject_faults(settings.qbo_api_url, realm_id, "429")
+    with pytest.raises(ApplicationError) as raised:
+        run(activities.ensure_customer, customer_input(realm_id))
+    assert raised.value.type == "QboThrottled"
+    assert not raised.value.non_retryable
+    assert raised.value.next_retry_delay == timedelta(seconds=60)
+
+
+def test_expired_access_token_is_refreshed_and_the_rotated_token_stored(
+    activities: QuickBooksActivities, engine: Engine, realm_id: str
+) -> None:
+    run(activities.ensure_customer, customer_input(realm_id))
+    with Session(engine) as session:
+        before = session.get(QboConnection, realm_id)
+        assert before is not None and before.access_token
+        before.access_token_expires_at = datetime.now(UTC) - timedelta(minutes=1)
+        session.add(before)
+        session.commit()
+        old_refresh, old_access = before.refresh_token, before.access_token
+
+    run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Lee", last="Park"))
+
+    with Session(engine) as session:
+        after = session.get(QboConnection, realm_id)
+    assert after is not None
+    assert after.refresh_token != old_refresh
+    assert after.access_token != old_access
+
+
+def test_tokens_are_encrypted_at_rest(activities: QuickBooksActivities, engine: Engine, realm_id: str) -> None:
+    run(activities.ensure_customer, customer_input(realm_id))
+    with Session(engine) as session:
+        connection = session.get(QboConnection, realm_id)
+        raw = session.exec(text("SELECT access_token, refresh_token FROM qbo_connection WHERE realm_id = :r"),
+                           params={"r": realm_id}).one()  # type: ignore[call-overload]
+    assert connection is not None
+    assert connection.refresh_token not in raw[1] and connection.access_token not in raw[0]
+    assert not raw[1].startswith("RT-")
+
+
+def test_query_strings_escape_quotes() -> None:
+    assert qbo_string("O'Brien") == "'O\\'Brien'"
