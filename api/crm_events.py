@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
+from temporalio.service import RPCError
 
 from dispatch import send_sales_cycle_change
 from models.accounts import Franchisee
@@ -48,6 +49,11 @@ async def sales_cycle_changed(
     if change.account_id != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"body is for account {change.account_id!r}, not {account_id!r}")
-    dispatched = await send_sales_cycle_change(request.app.state.temporal, settings, franchisee, change)
+    try:
+        dispatched = await send_sales_cycle_change(request.app.state.temporal, settings, franchisee, change)
+    except RPCError as error:
+        # Nothing was accepted: the CRM's own retry delivers it again once Temporal answers.
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"workflow service unavailable: {error.message}",
+                            headers={"Retry-After": "30"}) from error
     code = status.HTTP_202_ACCEPTED if dispatched.status == "accepted" else status.HTTP_200_OK
     return JSONResponse(dispatched.__dict__, status_code=code)

@@ -101,3 +101,15 @@ async def test_step_names_match_case_insensitively(api: ServerThread, dev_env: W
     assert response.json() == {"status": "accepted", "workflow_id": proposal_workflow_id(ACCOUNT, "P-case"),
                                "stage": "proposal", "reason": None}
     await dev_env.client.get_workflow_handle(response.json()["workflow_id"]).terminate("test over")
+
+
+async def test_temporal_unreachable_is_503_so_the_crm_retries(settings: Settings, engine: Engine) -> None:
+    """Nothing is accepted that Temporal did not take: the CRM gets 503 and delivers again later."""
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(settings.temporal_cli),
+                                                dev_server_log_level="error")
+    app_settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
+    with ServerThread(create_app(app_settings)) as server:
+        await env.shutdown()
+        response = await post(server, ACCOUNT, change_body("P-503"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
