@@ -8,11 +8,13 @@ from models.db import session_scope
 from models.ledger import QboObjectMap
 
 
-def mapped_qbo_id(engine: Engine, account_id: str, crm_type: str, crm_id: str, qbo_entity: str) -> str | None:
+def mapped_qbo_id(engine: Engine, account_id: str, realm_id: str, crm_type: str, crm_id: str,
+                  qbo_entity: str) -> str | None:
     with Session(engine) as session:
         row = session.exec(
             select(QboObjectMap).where(
                 QboObjectMap.account_id == account_id,
+                QboObjectMap.realm_id == realm_id,
                 QboObjectMap.crm_type == crm_type,
                 QboObjectMap.crm_id == crm_id,
                 QboObjectMap.qbo_entity == qbo_entity,
@@ -22,7 +24,7 @@ def mapped_qbo_id(engine: Engine, account_id: str, crm_type: str, crm_id: str, q
 
 
 def record_mapping(
-    engine: Engine, account_id: str, crm_type: str, crm_id: str, qbo_entity: str, realm_id: str, qbo_id: str
+    engine: Engine, account_id: str, realm_id: str, crm_type: str, crm_id: str, qbo_entity: str, qbo_id: str
 ) -> str:
     """Record the mapping; if another attempt recorded it first, keep and return theirs."""
     try:
@@ -30,7 +32,7 @@ def record_mapping(
             session.add(QboObjectMap(account_id=account_id, crm_type=crm_type, crm_id=crm_id,
                                      qbo_entity=qbo_entity, realm_id=realm_id, qbo_id=qbo_id))
     except IntegrityError:
-        existing = mapped_qbo_id(engine, account_id, crm_type, crm_id, qbo_entity)
+        existing = mapped_qbo_id(engine, account_id, realm_id, crm_type, crm_id, qbo_entity)
         if existing is None:
             raise
         return existing

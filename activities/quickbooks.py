@@ -41,11 +41,11 @@ class QuickBooksActivities:
 
     def _ensure(self, account_id: str, realm_id: str, crm_type: str, crm_id: str, entity: str,
                 find: Callable[[], str | None], create: Callable[[str], str]) -> str:
-        mapped = mapped_qbo_id(self.engine, account_id, crm_type, crm_id, entity)
+        mapped = mapped_qbo_id(self.engine, account_id, realm_id, crm_type, crm_id, entity)
         if mapped is not None:
             return mapped
         qbo_id = find() or create(request_id(realm_id, account_id, crm_type, crm_id, entity))
-        return record_mapping(self.engine, account_id, crm_type, crm_id, entity, realm_id, qbo_id)
+        return record_mapping(self.engine, account_id, realm_id, crm_type, crm_id, entity, qbo_id)
 
     @activity.defn
     def ensure_customer(self, input: EnsureCustomerInput) -> str:

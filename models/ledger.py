@@ -8,7 +8,8 @@ from sqlmodel import Field, SQLModel
 
 class QboObjectMap(SQLModel, table=True):
     __tablename__ = "qbo_object_map"
-    __table_args__ = (UniqueConstraint("account_id", "crm_type", "crm_id", "qbo_entity"),)
+    # Keyed by realm too: a franchisee reconnected to another QBO company starts a fresh map there.
+    __table_args__ = (UniqueConstraint("account_id", "realm_id", "crm_type", "crm_id", "qbo_entity"),)
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(index=True)

@@ -100,8 +100,10 @@ async def test_proposal_event_lands_in_quickbooks_exactly_once(
     assert estimates[0]["DocNumber"] == proposal_id
     assert Decimal(str(estimates[0]["TotalAmt"])) == Decimal("339.00")
     with Session(engine) as session:
-        mapped = session.exec(select(QboObjectMap.qbo_entity, QboObjectMap.qbo_id)).all()
-        audited = session.exec(select(QboAuditLog.entity, QboAuditLog.status, QboAuditLog.workflow_id)).all()
+        mapped = session.exec(select(QboObjectMap.qbo_entity, QboObjectMap.qbo_id)
+                              .where(QboObjectMap.realm_id == account_realm)).all()
+        audited = session.exec(select(QboAuditLog.entity, QboAuditLog.status, QboAuditLog.workflow_id)
+                               .where(QboAuditLog.realm_id == account_realm)).all()
     assert sorted(mapped) == sorted([("Customer", state.customer_id), ("Estimate", state.estimate_id)])
     assert sorted(audited) == [("Customer", "ok", handle.id), ("Estimate", "ok", handle.id)]
     await replay(client, handle.id)

@@ -189,3 +189,18 @@ def test_tokens_are_encrypted_at_rest(activities: QuickBooksActivities, engine: 
 
 def test_query_strings_escape_quotes() -> None:
     assert qbo_string("O'Brien") == "'O\\'Brien'"
+
+
+def test_the_map_is_per_company(activities: QuickBooksActivities, settings: Settings, engine: Engine,
+                                realm_id: str) -> None:
+    """A franchisee reconnected to another QBO company gets its customer created there too."""
+    from models.qbo_connection import save_connection
+    from sandbox.qbo.admin import connect_company
+
+    other_realm = realm_id + "9"
+    save_connection(engine, other_realm, connect_company(settings.qbo_api_url, other_realm))
+
+    run(activities.ensure_customer, customer_input(realm_id))
+    run(activities.ensure_customer, customer_input(other_realm))
+
+    assert len(list_objects(settings.qbo_api_url, other_realm, "Customer")) == 1
