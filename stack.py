@@ -116,7 +116,7 @@ class Stack:
                                  "--db-filename", str(data / "temporal.db"), "--namespace", s.temporal_namespace,
                                  "--log-level", "warn", *attributes], logs / "temporal.log"),
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
-                                    "--state-file", str(data / "qbo-sandbox.json")], logs / "qbo-sandbox.log"),
+                                    "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
         ]
         print(f"Starting the embedded stack (logs in {logs})")
         for service in self.services:

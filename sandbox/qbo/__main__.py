@@ -1,4 +1,4 @@
-"""Run the QBO sandbox alone: `python -m sandbox.qbo --port 8710`."""
+"""Run the QBO sandbox alone: `python -m sandbox.qbo --port 8710 [--state-file books.sqlite]`."""
 
 import argparse
 from pathlib import Path
@@ -7,6 +7,7 @@ import uvicorn
 
 from config.settings import get_settings
 from sandbox.qbo.app import QboSandbox, create_app
+from sandbox.qbo.webhooks import WebhookSender
 
 
 def main() -> None:
@@ -14,9 +15,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=get_settings().qbo_sandbox_port)
     parser.add_argument("--state-file", type=Path, default=None,
-                        help="keep the companies in this JSON file across restarts")
+                        help="keep the companies in this SQLite file across restarts (default: in memory)")
+    parser.add_argument("--webhook-url", help="POST signed CloudEvents here after every write")
+    parser.add_argument("--webhook-verifier", default="sandbox-verifier-token",
+                        help="the verifier token that signs webhooks (intuit-signature)")
     args = parser.parse_args()
-    app = create_app(QboSandbox(args.state_file))
+    webhooks = WebhookSender(args.webhook_url, args.webhook_verifier) if args.webhook_url else None
+    app = create_app(QboSandbox(args.state_file, webhooks=webhooks))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

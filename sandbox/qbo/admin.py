@@ -25,8 +25,23 @@ def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any
     return list(json.loads(response.text, parse_float=Decimal)[entity])
 
 
-def inject_faults(api_url: str, realm_id: str, kind: str, count: int = 1) -> None:
-    """Make the company's next `count` API calls answer with `kind`: "500" or "429"."""
-    response = httpx.post(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/faults",
-                          params={"kind": kind, "count": count}, timeout=10)
+def set_faults(api_url: str, realm_id: str, queued: list[str] | None = None,
+               rates: dict[str, float] | None = None, hold_seconds: float = 35.0, seed: int | None = None) -> None:
+    """Replace the company's fault plan: `queued` faults answer the next calls in order, then each call
+    fails at `rates` ("500", "429", "timeout", "drop"); timeouts and drops hold the client `hold_seconds`."""
+    response = httpx.put(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/faults", timeout=10,
+                         json={"queued": queued or [], "rates": rates or {}, "hold_seconds": hold_seconds,
+                               "seed": seed})
     response.raise_for_status()
+
+
+def inject_faults(api_url: str, realm_id: str, kind: str, count: int = 1) -> None:
+    """Make the company's next `count` API calls answer with `kind`."""
+    set_faults(api_url, realm_id, queued=[kind] * count)
+
+
+def dump_company(api_url: str, realm_id: str) -> dict[str, Any]:
+    """Every object of the company by entity, with the peak requests in flight and the calls throttled."""
+    response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}", timeout=10)
+    response.raise_for_status()
+    return dict(json.loads(response.text, parse_float=Decimal))

@@ -1,67 +1,91 @@
-"""The QBO sandbox's HTTP surface: the v3 REST API, OAuth discovery and token endpoints, and an admin API
-that tests and the demo use to create companies and look inside them."""
+"""The QBO sandbox's HTTP surface: the v3 REST API (CRUD, query, batch, CDC), OAuth discovery and token
+endpoints, and an admin API that tests, benchmarks and the demo use to create companies, inject faults and
+look inside."""
 
-import json
-import threading
-from datetime import UTC, datetime
-from decimal import Decimal
+import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, Header, Request
+from fastapi import Body, FastAPI, Form, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from sandbox.qbo import faults, query
 from sandbox.qbo.auth import TokenAuthority
-from sandbox.qbo.company import ENTITIES, Company, canonical_entity
+from sandbox.qbo.chaos import Fault, FaultPlan
+from sandbox.qbo.company import Company, canonical_entity, is_entity, now_iso
+from sandbox.qbo.schema import ENTITIES
+from sandbox.qbo.state import StateFile
+from sandbox.qbo.throttle import Limits, RealmThrottle, Throttled
+from sandbox.qbo.webhooks import WebhookSender
+from sandbox.qbo.wire import dumps, loads
 
-
-class _QboJSON(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        # A cents amount has at most 15 significant digits, so its float repr round-trips exactly.
-        if isinstance(o, Decimal):
-            return int(o) if o == o.to_integral_value() else float(o)
-        return super().default(o)
-
-
-def _now() -> str:
-    return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
+BATCH_MAX_ITEMS = 30
+REQUEST_ID_MAX = 50
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(body, cls=_QboJSON), status_code=status, media_type="application/json",
+    return Response(dumps(body), status_code=status, media_type="application/json",
                     headers={"intuit_tid": f"sandbox-{id(body):x}"})
 
 
-class QboSandbox:
-    """All companies of the sandbox and its token authority, optionally kept in a state file so a restarted
-    sandbox still holds what was written to it (as a real company would)."""
+@dataclass(frozen=True)
+class Call:
+    """One admitted API call: its company, and whether its answer is to be dropped."""
 
-    def __init__(self, state_file: Path | None = None) -> None:
+    company: Company
+    drop: bool = False
+
+
+class QboSandbox:
+    """All companies of the sandbox, its token authority and limits, and optionally a SQLite state file so a
+    restarted sandbox still holds what was written to it (as a real company would)."""
+
+    def __init__(self, state_file: Path | None = None, limits: Limits | None = None,
+                 webhooks: WebhookSender | None = None) -> None:
         self.companies: dict[str, Company] = {}
         self.tokens = TokenAuthority()
-        self.state_file = state_file
-        self._save_lock = threading.Lock()
-        if state_file is not None and state_file.exists():
-            data = json.loads(state_file.read_text(), parse_float=Decimal)
-            self.companies = {realm: Company.restore(c) for realm, c in data["companies"].items()}
-            self.tokens.restore(data["tokens"])
-
-    def save(self) -> None:
-        if self.state_file is None:
-            return
-        with self._save_lock:
-            data = {"companies": {realm: c.snapshot() for realm, c in self.companies.items()},
-                    "tokens": self.tokens.snapshot()}
-            temporary = self.state_file.with_suffix(".tmp")
-            temporary.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(data, cls=_QboJSON))
-            temporary.replace(self.state_file)
+        self.throttle = RealmThrottle(limits)
+        self.fault_plans: dict[str, FaultPlan] = {}
+        self.webhooks = webhooks
+        self.state = StateFile(state_file) if state_file is not None else None
+        if self.state is not None:
+            companies, tokens = self.state.load()
+            self.companies = {realm: Company.restore(data) for realm, data in companies.items()}
+            self.tokens.restore(tokens)
 
     def company(self, realm_id: str) -> Company:
         if realm_id not in self.companies:
             self.companies[realm_id] = Company(realm_id, f"Sandbox Company {realm_id}")
+            self.saved(realm_id)
         return self.companies[realm_id]
+
+    def faults_for(self, realm_id: str) -> FaultPlan:
+        return self.fault_plans.setdefault(realm_id, FaultPlan())
+
+    def saved(self, realm_id: str) -> None:
+        if self.state is not None:
+            self.state.save_company(realm_id, self.companies[realm_id].snapshot())
+
+    def tokens_saved(self) -> None:
+        if self.state is not None:
+            self.state.save_tokens(self.tokens.snapshot())
+
+    def write(self, company: Company, entity: str, body: dict[str, Any], operation: str | None,
+              include: str | None) -> dict[str, Any]:
+        """One write, as QBO dispatches it from the URL's `operation` and `include`."""
+        allow_duplicate = include == "allowduplicatedocnum"
+        if operation == "delete":
+            result, kind = company.delete(entity, body), "deleted"
+        elif operation == "void" or (operation == "update" and include == "void"):
+            result, kind = company.void(entity, body), "voided"
+        elif body.get("Id"):
+            result, kind = company.update(entity, body, allow_duplicate), "updated"
+        else:
+            result, kind = company.create(entity, body, allow_duplicate), "created"
+        if self.webhooks is not None:
+            self.webhooks.notify(company.realm_id, entity, result["Id"], kind)
+        return result
 
 
 def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
@@ -71,7 +95,11 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
 
     @app.exception_handler(faults.QboFault)
     async def _fault(_request: Request, fault: faults.QboFault) -> Response:
-        return _json(fault.body(_now()), fault.status)
+        return _json(fault.body(now_iso()), fault.status)
+
+    @app.exception_handler(Throttled)
+    async def _throttled(_request: Request, _exc: Throttled) -> Response:
+        return Response(faults.THROTTLE_XML, status_code=429, media_type="application/xml")
 
     # -- OAuth ---------------------------------------------------------------------------------------
     @app.get("/.well-known/openid_configuration")
@@ -93,79 +121,142 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         issued = sandbox.tokens.refresh(refresh_token)
         if issued is None:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        sandbox.save()
+        sandbox.tokens_saved()
         return JSONResponse(issued)
 
     # -- the v3 API ----------------------------------------------------------------------------------
-    def _company(realm_id: str, authorization: str | None) -> Company | Response:
+    async def _guarded(realm_id: str, authorization: str | None) -> "Call | Response":
+        """Authentication, then injected faults that come before any work. TIMEOUT holds the client."""
         if not sandbox.tokens.allows(authorization, realm_id):
             return JSONResponse(faults.auth_failure_body(), status_code=401)
-        company = sandbox.company(realm_id)
-        with company.lock:
-            injected = company.injected_faults.pop(0) if company.injected_faults else None
-        if injected == "429":
-            return Response(faults.THROTTLE_XML, status_code=429, media_type="application/xml")
-        if injected == "500":
+        plan = sandbox.faults_for(realm_id)
+        injected = plan.next_fault()
+        if injected == Fault.THROTTLE:
+            raise Throttled
+        if injected == Fault.SERVER_ERROR:
             fault = faults.QboFault("10000", "An application error has occurred while processing your request",
                                     "System Failure Error: injected by the sandbox", fault_type="SystemFault")
-            return _json(fault.body(_now()), fault.status)
-        return company
+            return _json(fault.body(now_iso()), fault.status)
+        if injected == Fault.TIMEOUT:
+            await asyncio.sleep(plan.hold_seconds)
+            return JSONResponse({"error": "gateway timeout"}, status_code=504)
+        return Call(sandbox.company(realm_id), drop=injected == Fault.DROP)
 
     async def _body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
         try:
-            body = json.loads(raw or b"{}", parse_float=Decimal)
+            body = loads(await request.body() or b"{}")
         except ValueError as exc:
-            raise faults.QboFault("2010", "Request has invalid or unsupported property",
-                                  "Request body is not valid JSON") from exc
+            raise faults.unsupported_property("body", "is not valid JSON") from exc
         if not isinstance(body, dict):
-            raise faults.QboFault("2010", "Request has invalid or unsupported property", "Expected an object")
+            raise faults.unsupported_property("body", "must be an object")
         return body
+
+    async def _respond(call: "Call", body: dict[str, Any], status: int = 200) -> Response:
+        """The answer, unless a DROP was injected: then the work stands and the client never hears back."""
+        if call.drop:
+            await asyncio.sleep(sandbox.faults_for(call.company.realm_id).hold_seconds)
+            return JSONResponse({"error": "gateway timeout"}, status_code=504)
+        return _json(body, status)
 
     @app.post("/v3/company/{realm_id}/query")
     async def run_query(realm_id: str, request: Request,
                         authorization: Annotated[str | None, Header()] = None) -> Response:
-        company = _company(realm_id, authorization)
-        if isinstance(company, Response):
-            return company
-        statement = (await request.body()).decode()
+        with sandbox.throttle.admit(realm_id):
+            call = await _guarded(realm_id, authorization)
+            if isinstance(call, Response):
+                return call
+            company = call.company
+            result = _query(company, (await request.body()).decode())
+            return await _respond(call, {"QueryResponse": result, "time": now_iso()})
+
+    def _query(company: Company, statement: str) -> dict[str, Any]:
         parsed = query.parse(statement)
         parsed.entity = canonical_entity(parsed.entity)
-        return _json({"QueryResponse": query.run(parsed, company.all(parsed.entity)), "time": _now()})
+        return query.run(parsed, company.all(parsed.entity))
+
+    @app.get("/v3/company/{realm_id}/cdc")
+    async def change_data_capture(realm_id: str, entities: str, changedSince: str,
+                                  authorization: Annotated[str | None, Header()] = None) -> Response:
+        with sandbox.throttle.admit(realm_id):
+            call = await _guarded(realm_id, authorization)
+            if isinstance(call, Response):
+                return call
+            company = call.company
+            responses = []
+            for name in entities.split(","):
+                entity = canonical_entity(name.strip())
+                responses.append({entity: company.changed_since(entity, changedSince)[:1000]})
+            return await _respond(call, {"CDCResponse": [{"QueryResponse": responses}], "time": now_iso()})
+
+    @app.post("/v3/company/{realm_id}/batch")
+    async def batch(realm_id: str, request: Request,
+                    authorization: Annotated[str | None, Header()] = None) -> Response:
+        with sandbox.throttle.admit(realm_id, batch=True):
+            call = await _guarded(realm_id, authorization)
+            if isinstance(call, Response):
+                return call
+            company = call.company
+            items = (await _body(request)).get("BatchItemRequest") or []
+            if len(items) > BATCH_MAX_ITEMS:
+                raise faults.business_validation(f"A batch holds at most {BATCH_MAX_ITEMS} items")
+            answers = [_batch_item(company, item) for item in items]
+            sandbox.saved(realm_id)
+            return await _respond(call, {"BatchItemResponse": answers, "time": now_iso()})
+
+    def _batch_item(company: Company, item: dict[str, Any]) -> dict[str, Any]:
+        """Each item runs on its own: one item's fault does not stop the others."""
+        bid = item.get("bId")
+        try:
+            if "Query" in item:
+                return {"bId": bid, "QueryResponse": _query(company, item["Query"])}
+            keys = [key for key in item if is_entity(key)]
+            if len(keys) != 1:
+                raise faults.required_missing("entity")
+            entity = canonical_entity(keys[0])
+            operation = "delete" if item.get("operation") == "delete" else None
+            with company.lock:
+                return {"bId": bid, entity: sandbox.write(company, entity, item[keys[0]], operation, None)}
+        except faults.QboFault as fault:
+            return {"bId": bid, "Fault": fault.body(now_iso())["Fault"]}
 
     @app.get("/v3/company/{realm_id}/{entity}/{object_id}")
-    def read(realm_id: str, entity: str, object_id: str,
-             authorization: Annotated[str | None, Header()] = None) -> Response:
-        company = _company(realm_id, authorization)
-        if isinstance(company, Response):
-            return company
-        name = canonical_entity(entity)
-        return _json({name: company.read(name, object_id), "time": _now()})
+    async def read(realm_id: str, entity: str, object_id: str,
+                   authorization: Annotated[str | None, Header()] = None) -> Response:
+        with sandbox.throttle.admit(realm_id):
+            call = await _guarded(realm_id, authorization)
+            if isinstance(call, Response):
+                return call
+            company = call.company
+            name = canonical_entity(entity)
+            return await _respond(call, {name: company.read(name, object_id), "time": now_iso()})
 
     @app.post("/v3/company/{realm_id}/{entity}")
     async def write(realm_id: str, entity: str, request: Request,
                     authorization: Annotated[str | None, Header()] = None) -> Response:
-        company = _company(realm_id, authorization)
-        if isinstance(company, Response):
-            return company
-        name = canonical_entity(entity)
-        request_id = request.query_params.get("requestid")
-        if request_id is not None and len(request_id) > 50:
-            raise faults.business_validation("requestid must be at most 50 characters")
-        body = await _body(request)
-        with company.lock:
-            if request_id and request_id in company.responses_by_request_id:
-                status, replay = company.responses_by_request_id[request_id]
-                return _json(replay, status)
-            try:
-                saved = company.update(name, body) if body.get("Id") else company.create(name, body)
-                status, response = 200, {name: saved, "time": _now()}
-            except faults.QboFault as fault:
-                status, response = fault.status, fault.body(_now())
-            if request_id:
-                company.responses_by_request_id[request_id] = (status, response)
-        sandbox.save()
-        return _json(response, status)
+        with sandbox.throttle.admit(realm_id):
+            call = await _guarded(realm_id, authorization)
+            if isinstance(call, Response):
+                return call
+            company = call.company
+            name = canonical_entity(entity)
+            request_id = request.query_params.get("requestid")
+            if request_id is not None and len(request_id) > REQUEST_ID_MAX:
+                raise faults.business_validation(f"requestid must be at most {REQUEST_ID_MAX} characters")
+            body = await _body(request)
+            with company.lock:
+                if request_id and request_id in company.responses_by_request_id:
+                    status, replay = company.responses_by_request_id[request_id]
+                    return await _respond(call, replay, status)
+                try:
+                    saved = sandbox.write(company, name, body, request.query_params.get("operation"),
+                                          request.query_params.get("include"))
+                    status, response = 200, {name: saved, "time": now_iso()}
+                except faults.QboFault as fault:
+                    status, response = fault.status, fault.body(now_iso())
+                if request_id:
+                    company.responses_by_request_id[request_id] = (status, response)
+                sandbox.saved(realm_id)
+            return await _respond(call, response, status)
 
     # -- admin (sandbox only) ------------------------------------------------------------------------
     @app.get("/healthz")
@@ -177,18 +268,31 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         """Create the company if needed and hand out a refresh token, as the OAuth consent flow would."""
         sandbox.company(realm_id)
         refresh_token = sandbox.tokens.connect(realm_id)
-        sandbox.save()
+        sandbox.tokens_saved()
         return {"realm_id": realm_id, "refresh_token": refresh_token}
 
-    @app.post("/admin/companies/{realm_id}/faults")
-    def inject_faults(realm_id: str, kind: str, count: int = 1) -> Response:
-        """Make the company's next `count` API calls fail with `kind` (500 or 429)."""
-        if kind not in ("500", "429"):
-            return JSONResponse({"error": "kind must be 500 or 429"}, status_code=422)
+    @app.get("/admin/companies/{realm_id}")
+    def dump_company(realm_id: str) -> Response:
+        """Every object of the company, by entity, and what the limits saw."""
         company = sandbox.company(realm_id)
-        with company.lock:
-            company.injected_faults.extend([kind] * count)
-            return _json({"realm_id": realm_id, "pending": list(company.injected_faults)})
+        return _json({"realm_id": realm_id, "objects": {e: company.all(e) for e in ENTITIES},
+                      "peak_in_flight": sandbox.throttle.peak_in_flight.get(realm_id, 0),
+                      "throttled": sandbox.throttle.throttled.get(realm_id, 0)})
+
+    @app.put("/admin/companies/{realm_id}/faults")
+    def set_faults(realm_id: str, plan: Annotated[dict[str, Any], Body()]) -> Response:
+        """Replace the company's fault plan: {"queued": ["500", ...], "rates": {"429": 0.1, ...},
+        "hold_seconds": 35, "seed": 1}."""
+        try:
+            new_plan = FaultPlan(queued=[Fault(f) for f in plan.get("queued", [])],
+                                 rates={Fault(k): float(v) for k, v in plan.get("rates", {}).items()},
+                                 hold_seconds=float(plan.get("hold_seconds", 35.0)), seed=plan.get("seed"))
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=422)
+        if sum(new_plan.rates.values()) > 1:
+            return JSONResponse({"error": "fault rates add up to more than 1"}, status_code=422)
+        sandbox.fault_plans[realm_id] = new_plan
+        return _json(new_plan.describe())
 
     @app.get("/admin/companies/{realm_id}/{entity}")
     def list_objects(realm_id: str, entity: str) -> Response:
@@ -196,6 +300,3 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         return _json({name: sandbox.company(realm_id).all(name)})
 
     return app
-
-
-__all__ = ["ENTITIES", "QboSandbox", "create_app"]

@@ -42,6 +42,17 @@ def duplicate_name(existing_id: str) -> QboFault:
     )
 
 
+def unsupported_property(element: str, problem: str) -> QboFault:
+    return QboFault("2010", "Request has invalid or unsupported property",
+                    f"Property Name:{element} {problem}", element)
+
+
+def duplicate_doc_number(doc_number: str) -> QboFault:
+    return QboFault("6140", "Duplicate Document Number Error",
+                    f"Duplicate Document Number Error : You must specify a different number. "
+                    f"This number has already been used. DocNumber={doc_number}")
+
+
 def not_found(entity: str, object_id: str) -> QboFault:
     return QboFault(
         "610",

@@ -1,0 +1,41 @@
+"""Fault injection per company, set at run time: queued faults for exact tests, rates for chaos runs."""
+
+import random
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Fault(StrEnum):
+    SERVER_ERROR = "500"  # SystemFault, HTTP 500
+    THROTTLE = "429"  # the XML 429
+    TIMEOUT = "timeout"  # nothing happens and no answer comes before the client gives up
+    DROP = "drop"  # the write is committed, then the answer never comes
+
+
+@dataclass
+class FaultPlan:
+    queued: list[Fault] = field(default_factory=list)
+    rates: dict[Fault, float] = field(default_factory=dict)
+    hold_seconds: float = 35.0  # how long TIMEOUT and DROP keep the client waiting
+    seed: int | None = None
+    _random: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._random.seed(self.seed)
+
+    def next_fault(self) -> Fault | None:
+        with self._lock:
+            if self.queued:
+                return self.queued.pop(0)
+            roll = self._random.random()
+            for fault, rate in self.rates.items():
+                if roll < rate:
+                    return fault
+                roll -= rate
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {"queued": [f.value for f in self.queued], "rates": {f.value: r for f, r in self.rates.items()},
+                "hold_seconds": self.hold_seconds}
