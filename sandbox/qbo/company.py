@@ -355,8 +355,8 @@ class Company:
                 raise faults.business_validation("Each payment line links exactly one Invoice or CreditMemo")
             kind, txn_id = links[0]["TxnType"], str(links[0].get("TxnId", ""))
             target = self.objects[kind].get(txn_id)
-            if target is None:
-                raise faults.invalid_reference("Line.LinkedTxn.TxnId", txn_id)
+            if target is None:  # e.g. a DocNumber given where the Id belongs
+                raise faults.not_found(kind, txn_id)
             if _ref_value(target["CustomerRef"]) != customer:
                 raise faults.business_validation(f"{kind} {txn_id} belongs to another customer")
             open_amount = target["TotalAmt"] - self._applied_to(kind, txn_id, excluding_payment=existing_id)
