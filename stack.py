@@ -24,6 +24,7 @@ import httpx
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models import search_attributes
+from models.db import create_tables, get_engine
 from sandbox.qbo.admin import sandbox_root
 from starter import play_demo
 
@@ -118,6 +119,7 @@ class Stack:
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
         ]
+        create_tables(get_engine(s.database_url))  # once, before the API and the worker both look
         print(f"Starting the embedded stack (logs in {logs})")
         for service in self.services:
             service.start()

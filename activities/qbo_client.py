@@ -1,5 +1,5 @@
-"""python-quickbooks clients per QBO company: fresh OAuth tokens, a timeout on every call, every write
-audited, and QBO's faults turned into retryable or final activity errors."""
+"""python-quickbooks clients per QBO company: fresh OAuth tokens, the company's limits, a timeout on every
+call, every write audited, and QBO's faults turned into retryable or final activity errors."""
 
 import os
 import threading
@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import requests
 from intuitlib.client import AuthClient
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.qbo_limits import RealmLimiter
 from config.settings import Settings
 from models.audit import QboAuditLog
 from models.db import session_scope
@@ -24,9 +26,9 @@ from models.qbo_connection import QboConnection
 
 T = TypeVar("T")
 # Codes that mean the request itself is wrong: retrying cannot help.
-FINAL_CODES = {610, 2010, 2020, 2500, 4000, 6000, 6070}
+FINAL_CODES = {610, 2010, 2020, 2500, 4000, 6000, 6070, 6140}
 TOKEN_MARGIN = timedelta(minutes=5)
-THROTTLE_WAIT = timedelta(seconds=60)
+THROTTLE_WAIT = timedelta(seconds=60)  # Intuit's advice after a 429
 
 
 class _QuickBooks(QuickBooks):
@@ -47,7 +49,7 @@ class _QuickBooks(QuickBooks):
 
 
 def qbo_error(exc: QuickbooksException) -> ApplicationError:
-    """The activity error for a QBO fault: final for a bad request, retryable for everything else."""
+    """The activity error for a QBO fault: final for a bad request (QBO's message kept), retryable otherwise."""
     code = int(exc.error_code or 0)
     detail = f"QBO {code}: {exc.message} {exc.detail}".strip()
     if "ThrottleExceeded" in str(exc.message) or "ThrottleExceeded" in str(exc.detail):
@@ -58,11 +60,12 @@ def qbo_error(exc: QuickbooksException) -> ApplicationError:
 
 
 class QboConnector:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, limiter: RealmLimiter | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self._refresh_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self.limiter = limiter or RealmLimiter(engine)
+        self._refresh_lock = threading.Lock()
+        self._auth_clients: dict[str, AuthClient] = {}
         if settings.qbo_allow_insecure_transport and urlparse(settings.qbo_api_url).hostname in (
             "127.0.0.1", "localhost", "::1"
         ):
@@ -70,74 +73,91 @@ class QboConnector:
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 
     # -- tokens --------------------------------------------------------------------------------------
-    def _auth_client(self, refresh_token: str, access_token: str | None = None) -> AuthClient:
-        return AuthClient(
-            client_id=self.settings.qbo_client_id,
-            client_secret=self.settings.qbo_client_secret.get_secret_value(),
-            redirect_uri=self.settings.qbo_redirect_uri,
-            environment=self.settings.qbo_discovery_url,
-            access_token=access_token,
-            refresh_token=refresh_token,
-        )
+    def _auth_client(self, realm_id: str) -> AuthClient:
+        """One AuthClient per company per process: it fetches the discovery document when made."""
+        if realm_id not in self._auth_clients:
+            self._auth_clients[realm_id] = AuthClient(
+                client_id=self.settings.qbo_client_id,
+                client_secret=self.settings.qbo_client_secret.get_secret_value(),
+                redirect_uri=self.settings.qbo_redirect_uri,
+                environment=self.settings.qbo_discovery_url,
+                realm_id=realm_id,
+            )
+        return self._auth_clients[realm_id]
 
-    def _lock_for(self, realm_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._refresh_locks.setdefault(realm_id, threading.Lock())
+    def _usable(self, conn: QboConnection, rejected: str | None) -> bool:
+        expires = conn.access_token_expires_at  # SQLModel returns aware UTC datetimes
+        return bool(conn.access_token) and conn.access_token != rejected and expires is not None \
+            and expires - TOKEN_MARGIN > datetime.now(UTC)
 
-    def _fresh_connection(self, realm_id: str, force_refresh: bool = False) -> QboConnection:
-        """The company's connection with a usable access token. Refresh tokens rotate, so refreshes of one
-        company are serialised and the newest token is stored before it is used."""
-        with self._lock_for(realm_id):
-            with Session(self.engine) as session:
-                conn = session.get(QboConnection, realm_id)
-            if conn is None:
-                raise ApplicationError(f"QuickBooks company {realm_id} is not connected",
-                                       type="QboNotConnected", non_retryable=True)
-            expires = conn.access_token_expires_at
-            if expires is not None and expires.tzinfo is None:
-                expires = expires.replace(tzinfo=UTC)
-            now = datetime.now(UTC)
-            if not force_refresh and conn.access_token and expires and expires - TOKEN_MARGIN > now:
+    def _connection(self, realm_id: str, rejected: str | None = None) -> QboConnection:
+        """The company's connection with a usable access token (not `rejected`). Refresh tokens rotate, so a
+        refresh happens with the connection's row locked: across every worker, one refresh per company at a
+        time, and the newest refresh token is stored before anyone uses it."""
+        with Session(self.engine) as session:
+            conn = session.get(QboConnection, realm_id)
+        if conn is None:
+            raise ApplicationError(f"QuickBooks company {realm_id} is not connected", type="QboNotConnected",
+                                   non_retryable=True)
+        if self._usable(conn, rejected):
+            return conn
+        with self._refresh_lock, Session(self.engine, expire_on_commit=False) as session:
+            session.execute(update(QboConnection).where(QboConnection.realm_id == realm_id)
+                            .values(realm_id=QboConnection.realm_id))  # lock the row
+            conn = session.get(QboConnection, realm_id, populate_existing=True)
+            assert conn is not None
+            if self._usable(conn, rejected):  # another worker refreshed while we waited
+                session.rollback()
                 return conn
-            auth = self._auth_client(conn.refresh_token)
+            auth = self._auth_client(realm_id)
             try:
-                auth.refresh()
+                auth.refresh(refresh_token=conn.refresh_token)
             except AuthClientError as exc:
+                session.rollback()
                 raise ApplicationError(f"QuickBooks refused to refresh the token of company {realm_id}: "
-                                       f"{exc.status_code} {exc.content!r}", type="QboRefreshFailed") from exc
+                                       f"HTTP {exc.status_code}", type="QboRefreshFailed") from exc
+            now = datetime.now(UTC)
             conn.access_token = auth.access_token
             conn.refresh_token = auth.refresh_token
             conn.access_token_expires_at = now + timedelta(seconds=int(auth.expires_in or 3600))
             conn.updated_at = now
-            with session_scope(self.engine) as session:
-                session.merge(conn)
+            session.add(conn)
+            session.commit()
             return conn
 
-    def client(self, realm_id: str) -> QuickBooks:
-        conn = self._fresh_connection(realm_id)
-        auth = self._auth_client(conn.refresh_token, conn.access_token)
+    def _client(self, realm_id: str, conn: QboConnection) -> QuickBooks:
+        auth = self._auth_client(realm_id)
+        auth.access_token, auth.refresh_token = conn.access_token, conn.refresh_token
         qb = _QuickBooks(auth_client=auth, refresh_token=conn.refresh_token, company_id=realm_id,
                          minorversion=self.settings.qbo_minor_version, use_decimal=True)
         qb.base_url = self.settings.qbo_api_url.rstrip("/")
         qb.timeout_seconds = self.settings.qbo_http_timeout_seconds
         return qb
 
+    def client(self, realm_id: str) -> QuickBooks:
+        return self._client(realm_id, self._connection(realm_id))
+
     # -- calls ---------------------------------------------------------------------------------------
     def call(self, realm_id: str, fn: Callable[[QuickBooks], T]) -> T:
-        """Run one QBO call; a rejected token is refreshed once and the call retried."""
+        """One QBO call within the company's limits; a rejected access token is refreshed once and the call
+        retried."""
+        conn = self._connection(realm_id)
         try:
-            return fn(self.client(realm_id))
-        except AuthorizationException:
-            self._fresh_connection(realm_id, force_refresh=True)
-            try:
-                return fn(self.client(realm_id))
-            except QuickbooksException as exc:
-                raise qbo_error(exc) from exc
+            with self.limiter.slot(realm_id):
+                try:
+                    return fn(self._client(realm_id, conn))
+                except AuthorizationException:
+                    fresh = self._connection(realm_id, rejected=conn.access_token)
+                    return fn(self._client(realm_id, fresh))
         except QuickbooksException as exc:
             raise qbo_error(exc) from exc
+        except requests.RequestException as exc:  # timeouts, refused connections: QBO may be back soon
+            raise ApplicationError(f"QBO unreachable: {exc.__class__.__name__}: {exc}",
+                                   type="QboUnreachable") from exc
 
-    def audited_save(self, realm_id: str, obj: Any, request_id: str) -> Any:
-        """Save a python-quickbooks object with a requestid, writing the body to the audit log first."""
+    def audited_save(self, realm_id: str, obj: Any, request_id: str, params: dict[str, str] | None = None) -> Any:
+        """Save a python-quickbooks object with a requestid; the body is in the audit log before it is sent,
+        and QBO's answer after."""
         info = activity.info() if activity.in_activity() else None
         audit = QboAuditLog(
             realm_id=realm_id,
@@ -151,16 +171,16 @@ class QboConnector:
         with session_scope(self.engine) as session:
             session.add(audit)
         try:
-            saved = self.call(realm_id, lambda qb: obj.save(qb=qb, request_id=request_id))
+            saved = self.call(realm_id, lambda qb: obj.save(qb=qb, request_id=request_id, params=params))
         except Exception as exc:
             self._finish_audit(audit, "error", error=str(exc))
             raise
-        self._finish_audit(audit, "ok", qbo_id=str(saved.Id))
+        self._finish_audit(audit, "ok", qbo_id=str(saved.Id), response=saved.to_json())
         return saved
 
     def _finish_audit(self, audit: QboAuditLog, status: str, qbo_id: str | None = None,
-                      error: str | None = None) -> None:
-        audit.status, audit.qbo_id, audit.error = status, qbo_id, error
+                      response: str | None = None, error: str | None = None) -> None:
+        audit.status, audit.qbo_id, audit.response, audit.error = status, qbo_id, response, error
         audit.finished_at = datetime.now(UTC)
         with session_scope(self.engine) as session:
             session.merge(audit)

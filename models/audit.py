@@ -19,6 +19,7 @@ class QboAuditLog(SQLModel, table=True):
     activity_attempt: int | None = None
     status: str = "sent"  # sent -> ok | error
     qbo_id: str | None = None
+    response: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -33,9 +34,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_tables(engine: Engine) -> None:
     """Create every table that is missing. Importing the table modules registers them on the metadata."""
-    from models import accounts, audit, ledger, qbo_connection  # noqa: F401
+    from models import accounts, audit, ledger, qbo_connection, qbo_limits  # noqa: F401
 
-    SQLModel.metadata.create_all(engine)
+    for attempt in range(3):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except DatabaseError:
+            # Two processes creating the same table at once (API and worker starting together): the loser
+            # finds the table there on its next look.
+            if attempt == 2:
+                raise
 
 
 @contextmanager
