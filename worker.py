@@ -27,7 +27,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[quickbooks.ensure_customer, quickbooks.ensure_estimate],
+        activities=quickbooks.activities(),
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
         **options,  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ T = TypeVar("T")
 # Codes that mean the request itself is wrong: retrying cannot help.
 FINAL_CODES = {610, 2010, 2020, 2500, 4000, 6000, 6070, 6140}
 TOKEN_MARGIN = timedelta(minutes=5)
-THROTTLE_WAIT = timedelta(seconds=60)  # Intuit's advice after a 429
 
 
 class _QuickBooks(QuickBooks):
@@ -48,12 +47,13 @@ class _QuickBooks(QuickBooks):
                                     timeout=self.timeout_seconds)
 
 
-def qbo_error(exc: QuickbooksException) -> ApplicationError:
-    """The activity error for a QBO fault: final for a bad request (QBO's message kept), retryable otherwise."""
+def qbo_error(exc: QuickbooksException, throttle_wait: timedelta) -> ApplicationError:
+    """The activity error for a QBO fault: final for a bad request (QBO's message kept), retryable otherwise;
+    after a 429 the retry waits `throttle_wait` without holding a worker slot."""
     code = int(exc.error_code or 0)
     detail = f"QBO {code}: {exc.message} {exc.detail}".strip()
     if "ThrottleExceeded" in str(exc.message) or "ThrottleExceeded" in str(exc.detail):
-        return ApplicationError(detail, type="QboThrottled", next_retry_delay=THROTTLE_WAIT)
+        return ApplicationError(detail, type="QboThrottled", next_retry_delay=throttle_wait)
     if code in FINAL_CODES:
         return ApplicationError(detail, type="QboValidationError", non_retryable=True)
     return ApplicationError(detail, type=f"QboError{code}")
@@ -150,7 +150,7 @@ class QboConnector:
                     fresh = self._connection(realm_id, rejected=conn.access_token)
                     return fn(self._client(realm_id, fresh))
         except QuickbooksException as exc:
-            raise qbo_error(exc) from exc
+            raise qbo_error(exc, timedelta(seconds=self.settings.qbo_throttle_retry_seconds)) from exc
         except requests.RequestException as exc:  # timeouts, refused connections: QBO may be back soon
             raise ApplicationError(f"QBO unreachable: {exc.__class__.__name__}: {exc}",
                                    type="QboUnreachable") from exc

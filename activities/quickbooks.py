@@ -1,27 +1,53 @@
-"""QuickBooks activities: each finds or creates one QBO object for one CRM object, exactly once.
+"""QuickBooks activities: each finds or creates one QBO object for one CRM object (or business key), exactly
+once, or changes one object with a fresh SyncToken.
 
-The pattern is the same for every write: check the ledger map, look for the object in QBO, write it with a
-requestid derived from the business key, record the map. Running an activity again changes nothing.
+Every write follows one pattern: check the ledger map, look for the object in QBO (a write whose answer was
+lost, or whose record was), write it with a requestid derived from the business key, record the map. Running
+an activity again changes nothing.
 """
 
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
+from quickbooks.objects.account import Account
 from quickbooks.objects.base import Ref
 from quickbooks.objects.customer import Customer
-from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from quickbooks.objects.detailline import (
+    AccountBasedExpenseLine,
+    AccountBasedExpenseLineDetail,
+    SalesItemLine,
+    SalesItemLineDetail,
+)
 from quickbooks.objects.estimate import Estimate
+from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
+from quickbooks.objects.payment import Payment, PaymentLine
+from quickbooks.objects.purchase import Purchase
+from quickbooks.objects.vendor import Vendor
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger import mapped_qbo_id, record_mapping
 from activities.qbo_client import QboConnector
-from models.proposals import CrmContact, EnsureCustomerInput, EnsureEstimateInput, Proposal
+from models.money import cents
+from models.proposals import (
+    ApplyPaymentInput,
+    CrmContact,
+    EnsureCustomerInput,
+    EnsureEstimateInput,
+    InvoiceFromEstimateInput,
+    Proposal,
+    RecordPaymentInput,
+)
+from models.royalty import RoyaltyCheckInput
 
 _REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f5e-9a43-2d2f0c8b7a10")
 DEFAULT_ITEM_NAME = "Services"
+INCOME_ACCOUNT_NAME = "Services"
+STALE_RETRIES = 3
 
 
 def request_id(realm_id: str, *business_key: str) -> str:
@@ -34,11 +60,24 @@ def qbo_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def ref(value: str, kind: str) -> Ref:
+    r = Ref()
+    r.value, r.type = value, kind
+    return r
+
+
+def item_name(product: str | None) -> str:
+    """A QBO item name from a CRM product: at most 100 characters, no colon, tab or newline."""
+    name = " ".join((product or DEFAULT_ITEM_NAME).replace(":", " ").split())
+    return name[:100] or DEFAULT_ITEM_NAME
+
+
 class QuickBooksActivities:
     def __init__(self, connector: QboConnector, engine: Engine) -> None:
         self.qbo = connector
         self.engine = engine
 
+    # -- the shared pattern --------------------------------------------------------------------------
     def _ensure(self, account_id: str, realm_id: str, crm_type: str, crm_id: str, entity: str,
                 find: Callable[[], str | None], create: Callable[[str], str]) -> str:
         mapped = mapped_qbo_id(self.engine, account_id, realm_id, crm_type, crm_id, entity)
@@ -47,36 +86,53 @@ class QuickBooksActivities:
         qbo_id = find() or create(request_id(realm_id, account_id, crm_type, crm_id, entity))
         return record_mapping(self.engine, account_id, realm_id, crm_type, crm_id, entity, qbo_id)
 
-    @activity.defn
-    def ensure_customer(self, input: EnsureCustomerInput) -> str:
-        """The QBO customer for a CRM contact. An existing customer of the same name (QBO compares names
-        case-insensitively, inactive ones included) is reused, never duplicated. When a vendor or employee
-        holds the name, the customer gets the name with the CRM contact id after it."""
-        contact = input.contact
-        names = (contact.display_name, f"{contact.display_name} ({contact.id})")
+    def _find(self, realm_id: str, cls: Any, statement: str) -> Any | None:
+        found = self.qbo.call(realm_id, lambda qb: cls.query(statement, qb=qb))
+        return found[0] if found else None
+
+    def _find_id(self, realm_id: str, cls: Any, statement: str) -> str | None:
+        found = self._find(realm_id, cls, statement)
+        return str(found.Id) if found is not None else None
+
+    def _named(self, realm_id: str, cls: Any, field: str, name: str) -> str | None:
+        """A name-list object by name, inactive ones included (QBO compares names case-insensitively)."""
+        return self._find_id(realm_id, cls, f"SELECT * FROM {cls.qbo_object_name} WHERE {field} = "
+                                            f"{qbo_string(name)} AND Active IN (true, false)")
+
+    def _get(self, realm_id: str, cls: Any, object_id: str) -> Any:
+        return self.qbo.call(realm_id, lambda qb: cls.get(object_id, qb=qb))
+
+    # -- customers and vendors -----------------------------------------------------------------------
+    def _ensure_party(self, cls: Any, account_id: str, realm_id: str, crm_type: str, key: str, name: str,
+                      build: Callable[[str], Any]) -> str:
+        """A customer or vendor by DisplayName, never duplicated. DisplayName is unique across customers,
+        vendors and employees: when another kind holds the name, ours gets the key after it."""
+        names = (name, f"{name} ({key})")
 
         def find() -> str | None:
-            for name in names:
-                statement = (f"SELECT * FROM Customer WHERE DisplayName = {qbo_string(name)} "
-                             "AND Active IN (true, false)")
-                found = self.qbo.call(input.realm_id, lambda qb, s=statement: Customer.query(s, qb=qb))
-                if found:
-                    return str(found[0].Id)
-            return None
+            return next((found for n in names if (found := self._named(realm_id, cls, "DisplayName", n))), None)
 
         def create(rid: str) -> str:
             try:
-                return self._create_customer(input.realm_id, contact, names[0], rid)
+                return str(self.qbo.audited_save(realm_id, build(names[0]), rid).Id)
             except ApplicationError as error:
                 if error.type != "QboError6240":
                     raise
-            # Duplicate name: a customer created meanwhile, or a vendor or employee holding the name.
-            alternate_rid = request_id(input.realm_id, input.account_id, "contact", contact.id, "alternate-name")
-            return find() or self._create_customer(input.realm_id, contact, names[1], alternate_rid)
+            # Duplicate name: one of ours created meanwhile, or another kind of party holding the name.
+            alternate_rid = request_id(realm_id, account_id, crm_type, key, "alternate-name")
+            return find() or str(self.qbo.audited_save(realm_id, build(names[1]), alternate_rid).Id)
 
-        return self._ensure(input.account_id, input.realm_id, "contact", contact.id, "Customer", find, create)
+        return self._ensure(account_id, realm_id, crm_type, key, cls.qbo_object_name, find, create)
 
-    def _create_customer(self, realm_id: str, contact: CrmContact, name: str, rid: str) -> str:
+    @activity.defn
+    def ensure_customer(self, input: EnsureCustomerInput) -> str:
+        """The QBO customer for a CRM contact. An existing customer of the same name is reused."""
+        contact = input.contact
+        return self._ensure_party(Customer, input.account_id, input.realm_id, "contact", contact.id,
+                                  contact.display_name, lambda name: self._customer_body(contact, name))
+
+    @staticmethod
+    def _customer_body(contact: CrmContact, name: str) -> Customer:
         customer = Customer()
         customer.DisplayName = name
         customer.GivenName = contact.first_name or None
@@ -86,33 +142,48 @@ class QuickBooksActivities:
             customer.PrimaryEmailAddr = {"Address": contact.email}
         if contact.phone:
             customer.PrimaryPhone = {"FreeFormNumber": contact.phone}
-        return str(self.qbo.audited_save(realm_id, customer, rid).Id)
+        return customer
 
-    @activity.defn
-    def ensure_estimate(self, input: EnsureEstimateInput) -> str:
-        """The QBO estimate for a CRM proposal, numbered with the proposal number."""
-        proposal = input.proposal
+    def _ensure_vendor(self, account_id: str, realm_id: str, name: str) -> str:
+        def build(display_name: str) -> Vendor:
+            vendor = Vendor()
+            vendor.DisplayName = display_name
+            return vendor
 
-        def find() -> str | None:
-            statement = (f"SELECT * FROM Estimate WHERE DocNumber = {qbo_string(proposal.number)} "
-                         f"AND CustomerRef = {qbo_string(input.customer_id)}")
-            found = self.qbo.call(input.realm_id, lambda qb: Estimate.query(statement, qb=qb))
-            return str(found[0].Id) if found else None
+        return self._ensure_party(Vendor, account_id, realm_id, "vendor", name.casefold(), name, build)
 
+    # -- items ---------------------------------------------------------------------------------------
+    def _item_ids(self, account_id: str, realm_id: str, proposal: Proposal) -> dict[str, str]:
+        """Item id per item name used by the proposal, creating the missing ones as Service items."""
+        names = sorted({item_name(line.product) for line in proposal.lines})
+        return {name: self._ensure_item(account_id, realm_id, name) for name in names}
+
+    def _ensure_item(self, account_id: str, realm_id: str, name: str) -> str:
         def create(rid: str) -> str:
-            estimate = self._estimate_body(input.realm_id, input.customer_id, proposal)
-            return str(self.qbo.audited_save(input.realm_id, estimate, rid).Id)
+            item = Item()
+            item.Name, item.Type = name, "Service"
+            item.IncomeAccountRef = ref(self._account_id(realm_id, INCOME_ACCOUNT_NAME), "Account")
+            try:
+                return str(self.qbo.audited_save(realm_id, item, rid).Id)
+            except ApplicationError as error:
+                found = self._named(realm_id, Item, "Name", name) if error.type == "QboError6240" else None
+                if found is None:
+                    raise
+                return found
 
-        return self._ensure(input.account_id, input.realm_id, "proposal", proposal.id, "Estimate", find, create)
+        return self._ensure(account_id, realm_id, "product", name.casefold(), "Item",
+                            lambda: self._named(realm_id, Item, "Name", name), create)
 
-    def _estimate_body(self, realm_id: str, customer_id: str, proposal: Proposal) -> Estimate:
-        item_id = self._default_item_id(realm_id)
-        estimate = Estimate()
-        estimate.CustomerRef = Ref()
-        estimate.CustomerRef.value = customer_id
-        estimate.CustomerRef.type = "Customer"
-        estimate.DocNumber = proposal.number
-        estimate.PrivateNote = f"CRM proposal {proposal.id}"
+    def _account_id(self, realm_id: str, name: str) -> str:
+        found = self._named(realm_id, Account, "Name", name)
+        if found is None:
+            raise ApplicationError(f"QBO company {realm_id} has no account named {name!r}",
+                                   type="QboSetupError", non_retryable=True)
+        return found
+
+    # -- estimates and invoices ----------------------------------------------------------------------
+    def _sales_lines(self, proposal: Proposal, item_ids: dict[str, str]) -> list[SalesItemLine]:
+        rows = []
         for line in proposal.lines:
             row = SalesItemLine()
             row.Amount = line.amount
@@ -120,16 +191,131 @@ class QuickBooksActivities:
             row.SalesItemLineDetail = SalesItemLineDetail()
             row.SalesItemLineDetail.Qty = line.quantity
             row.SalesItemLineDetail.UnitPrice = line.unit_price
-            row.SalesItemLineDetail.ItemRef = Ref()
-            row.SalesItemLineDetail.ItemRef.value = item_id
-            row.SalesItemLineDetail.ItemRef.type = "Item"
-            estimate.Line.append(row)
-        return estimate
+            row.SalesItemLineDetail.ItemRef = ref(item_ids[item_name(line.product)], "Item")
+            rows.append(row)
+        return rows
 
-    def _default_item_id(self, realm_id: str) -> str:
-        statement = f"SELECT * FROM Item WHERE Name = {qbo_string(DEFAULT_ITEM_NAME)}"
-        found = self.qbo.call(realm_id, lambda qb: Item.query(statement, qb=qb))
-        if not found:
-            raise ApplicationError(f"QBO company {realm_id} has no '{DEFAULT_ITEM_NAME}' item",
-                                   type="QboSetupError", non_retryable=True)
-        return str(found[0].Id)
+    def _by_number(self, realm_id: str, cls: Any, number: str, customer_id: str) -> str | None:
+        return self._find_id(realm_id, cls, f"SELECT * FROM {cls.qbo_object_name} WHERE DocNumber = "
+                                            f"{qbo_string(number)} AND CustomerRef = {qbo_string(customer_id)}")
+
+    @activity.defn
+    def ensure_estimate(self, input: EnsureEstimateInput) -> str:
+        """The QBO estimate for a CRM proposal, numbered with the proposal number; its items are created
+        when missing."""
+        proposal = input.proposal
+
+        def create(rid: str) -> str:
+            estimate = Estimate()
+            estimate.CustomerRef = ref(input.customer_id, "Customer")
+            estimate.DocNumber = proposal.number
+            estimate.PrivateNote = f"CRM proposal {proposal.id}"
+            estimate.Line = self._sales_lines(proposal, self._item_ids(input.account_id, input.realm_id, proposal))
+            return str(self.qbo.audited_save(input.realm_id, estimate, rid).Id)
+
+        return self._ensure(input.account_id, input.realm_id, "proposal", proposal.id, "Estimate",
+                            lambda: self._by_number(input.realm_id, Estimate, proposal.number, input.customer_id),
+                            create)
+
+    @activity.defn
+    def create_invoice_from_estimate(self, input: InvoiceFromEstimateInput) -> str:
+        """The invoice for a completed job: the proposal's lines and number, linked to its estimate (which
+        QBO then closes)."""
+        proposal = input.proposal
+
+        def create(rid: str) -> str:
+            invoice = Invoice()
+            invoice.CustomerRef = ref(input.customer_id, "Customer")
+            invoice.DocNumber = proposal.number
+            invoice.PrivateNote = f"CRM proposal {proposal.id}"
+            invoice.LinkedTxn = [{"TxnId": input.estimate_id, "TxnType": "Estimate"}]
+            invoice.Line = self._sales_lines(proposal, self._item_ids(input.account_id, input.realm_id, proposal))
+            return str(self.qbo.audited_save(input.realm_id, invoice, rid).Id)
+
+        return self._ensure(input.account_id, input.realm_id, "proposal", proposal.id, "Invoice",
+                            lambda: self._by_number(input.realm_id, Invoice, proposal.number, input.customer_id),
+                            create)
+
+    # -- payments ------------------------------------------------------------------------------------
+    @activity.defn
+    def record_unapplied_payment(self, input: RecordPaymentInput) -> str:
+        """A CRM payment as a QBO payment with no lines: money received, not yet applied to an invoice."""
+        crm = input.payment
+        reference = crm.id[:21]
+
+        def create(rid: str) -> str:
+            payment = Payment()
+            payment.CustomerRef = ref(input.customer_id, "Customer")
+            payment.TotalAmt = crm.total
+            payment.TxnDate = crm.received_on.isoformat()
+            payment.PaymentRefNum = reference
+            payment.PrivateNote = f"CRM payment {crm.id} ({crm.method}); amount {crm.amount}, tip {crm.tip}"
+            return str(self.qbo.audited_save(input.realm_id, payment, rid).Id)
+
+        statement = (f"SELECT * FROM Payment WHERE PaymentRefNum = {qbo_string(reference)} "
+                     f"AND CustomerRef = {qbo_string(input.customer_id)}")
+        return self._ensure(input.account_id, input.realm_id, "payment", crm.id, "Payment",
+                            lambda: self._find_id(input.realm_id, Payment, statement), create)
+
+    @activity.defn
+    def apply_payment(self, input: ApplyPaymentInput) -> Decimal:
+        """Apply what is left of a payment to an invoice, up to the invoice's balance; returns the amount the
+        payment now applies to the invoice. QBO's payment lines are all-or-nothing, so the payment is read
+        fresh and resent whole with the new line; a stale SyncToken means read again."""
+        for _ in range(STALE_RETRIES):
+            payment = self._get(input.realm_id, Payment, input.payment_id)
+            lines = list(payment.Line or [])
+            already = [line for line in lines if any(
+                link.TxnId == input.invoice_id and link.TxnType == "Invoice" for link in line.LinkedTxn or [])]
+            if already:
+                return cents(sum((Decimal(str(line.Amount)) for line in already), start=Decimal(0)))
+            invoice = self._get(input.realm_id, Invoice, input.invoice_id)
+            amount = cents(min(Decimal(str(payment.UnappliedAmt)), Decimal(str(invoice.Balance))))
+            if amount <= 0:
+                return Decimal("0.00")
+            line = PaymentLine()
+            line.Amount = amount
+            line.LinkedTxn = [{"TxnId": input.invoice_id, "TxnType": "Invoice"}]
+            payment.Line = [*lines, line]
+            rid = request_id(input.realm_id, "apply", input.payment_id, input.invoice_id, str(payment.SyncToken))
+            try:
+                self.qbo.audited_save(input.realm_id, payment, rid)
+                return amount
+            except ApplicationError as error:
+                if error.type != "QboError5010":
+                    raise
+        raise ApplicationError(f"payment {input.payment_id} kept changing under us", type="QboError5010")
+
+    # -- royalty checks ------------------------------------------------------------------------------
+    @activity.defn
+    def write_royalty_check(self, input: RoyaltyCheckInput) -> str:
+        """The royalty check in the franchisee's QBO file: a Purchase paid by check from the bank account to
+        the franchisor's vendor (created when missing), one line per fee."""
+        def find() -> str | None:
+            return self._find_id(input.realm_id, Purchase,
+                                 f"SELECT * FROM Purchase WHERE DocNumber = {qbo_string(input.doc_number)}"
+                                 ) if input.doc_number else None
+
+        def create(rid: str) -> str:
+            check = Purchase()
+            check.PaymentType = "Check"
+            check.AccountRef = ref(self._account_id(input.realm_id, input.bank_account), "Account")
+            check.EntityRef = ref(self._ensure_vendor(input.account_id, input.realm_id, input.vendor_name), "Vendor")
+            check.DocNumber = input.doc_number
+            check.PrivateNote = input.memo
+            for line in input.lines:
+                row = AccountBasedExpenseLine()
+                row.Amount = line.amount
+                row.Description = line.description
+                row.AccountBasedExpenseLineDetail = AccountBasedExpenseLineDetail()
+                row.AccountBasedExpenseLineDetail.AccountRef = ref(
+                    self._account_id(input.realm_id, line.expense_account), "Account")
+                check.Line.append(row)
+            return str(self.qbo.audited_save(input.realm_id, check, rid).Id)
+
+        return self._ensure(input.account_id, input.realm_id, "royalty-run", input.run_id, "Purchase", find, create)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity of this class, for the worker."""
+        return [self.ensure_customer, self.ensure_estimate, self.create_invoice_from_estimate,
+                self.record_unapplied_payment, self.apply_payment, self.write_royalty_check]

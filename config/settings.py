@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     qbo_redirect_uri: str = "http://127.0.0.1:8000/qbo/callback"
     qbo_minor_version: int = 75
     qbo_http_timeout_seconds: float = 30.0
+    # How long to wait after QBO's 429 before trying again: Intuit advises 60 seconds.
+    qbo_throttle_retry_seconds: float = 60.0
     # Plain-http OAuth is refused by requests-oauthlib unless allowed; allow it only for a loopback sandbox.
     qbo_allow_insecure_transport: bool = True
 

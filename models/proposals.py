@@ -1,7 +1,8 @@
 """The shapes of a CRM proposal as they cross the workflow boundary: events, workflow input and state,
 activity inputs. Ids only, never credentials."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -39,6 +40,7 @@ class CrmContact(_Strict):
 
 
 class ProposalLine(_Strict):
+    product: str | None = Field(default=None, max_length=100)  # the QBO item; "Services" when not given
     description: str = Field(min_length=1, max_length=4000)
     quantity: Exact = Field(gt=0)
     unit_price: Exact = Field(ge=0)
@@ -108,6 +110,20 @@ class ProposalState(BaseModel):
     failed_events: list[str] = Field(default_factory=list)
 
 
+class CrmPayment(_Strict):
+    """A payment recorded on a CRM proposal."""
+
+    id: str = Field(min_length=1, max_length=64)
+    amount: Money = Field(gt=0)
+    tip: Money = Field(default=Decimal(0), ge=0)
+    received_on: date
+    method: str = Field(default="card", max_length=30)
+
+    @property
+    def total(self) -> Money:
+        return cents(self.amount + self.tip)
+
+
 class EnsureCustomerInput(_Strict):
     account_id: str
     realm_id: str
@@ -119,6 +135,28 @@ class EnsureEstimateInput(_Strict):
     realm_id: str
     customer_id: str
     proposal: Proposal
+
+
+class InvoiceFromEstimateInput(_Strict):
+    account_id: str
+    realm_id: str
+    customer_id: str
+    estimate_id: str
+    proposal: Proposal
+
+
+class RecordPaymentInput(_Strict):
+    account_id: str
+    realm_id: str
+    customer_id: str
+    payment: CrmPayment
+
+
+class ApplyPaymentInput(_Strict):
+    account_id: str
+    realm_id: str
+    payment_id: str
+    invoice_id: str
 
 
 def stage_for_step(sales_cycle: dict[str, str], step: str) -> Stage | None:

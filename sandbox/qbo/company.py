@@ -15,7 +15,7 @@ from sandbox.qbo.schema import COMPUTED, ENTITIES, FIELDS, NAME_LISTS
 NAMED_PARTIES = ("Customer", "Vendor", "Employee")
 PAYMENT_TYPES = ("Cash", "Check", "CreditCard")
 ZERO = Decimal(0)
-CENT = Decimal("0.01")
+HALF_CENT = Decimal("0.005")
 
 
 def canonical_entity(name: str) -> str:
@@ -291,7 +291,8 @@ class Company:
                     raise faults.invalid_reference("Line.SalesItemLineDetail.ItemRef", item)
                 qty = _decimal(detail.get("Qty"), "Qty")
                 price = _decimal(detail.get("UnitPrice"), "UnitPrice")
-                if qty and price and (qty * price).quantize(CENT) != amount.quantize(CENT):
+                # Amount must be UnitPrice x Qty rounded to cents (either way at exactly half a cent).
+                if qty and price and abs(qty * price - amount) > HALF_CENT:
                     raise faults.amount_calculation(
                         f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}")
             line["Amount"] = amount
