@@ -107,7 +107,7 @@ class QboConnector:
             conn = session.get(QboConnection, realm_id, populate_existing=True)
             assert conn is not None
             if self._usable(conn, rejected):  # another worker refreshed while we waited
-                session.rollback()
+                session.commit()  # releases the lock; expire_on_commit is off, so conn stays readable
                 return conn
             auth = self._auth_client(realm_id)
             try:

@@ -1,10 +1,12 @@
 """QBO's per-company limits held across all workers: at most 10 calls in flight, 10 a second and 500 a
 minute per realm. Coordination goes through the database, so any number of worker processes share it.
 
-A call that finds no room does not wait in the worker: the activity fails with a retryable error carrying
-the delay, so its slot serves other companies meanwhile and a burst for one franchisee never starves the rest.
+A call that finds no room waits in place only when room comes within `wait_in_place` (a quarter second);
+otherwise the activity fails with a retryable error carrying the delay, so its worker slot serves other
+companies meanwhile and a burst for one franchisee never starves the rest.
 """
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,10 @@ class RealmLimits:
     per_second: int = 10
     per_minute: int = 500
     lease: timedelta = timedelta(minutes=3)  # longer than any one call may take
+    # QBO stamps a call when it arrives, a little after we do: our windows are this much longer, so a call at
+    # the edge of our window is still inside QBO's and we never go over its count.
+    margin: timedelta = timedelta(milliseconds=250)
+    wait_in_place: timedelta = timedelta(milliseconds=250)
 
 
 class RealmBusy(ApplicationError):
@@ -48,7 +54,16 @@ class RealmLimiter:
 
     @contextmanager
     def slot(self, realm_id: str) -> Iterator[None]:
-        holder = self._acquire(realm_id)
+        deadline = time.monotonic() + self.limits.wait_in_place.total_seconds()
+        while True:
+            try:
+                holder = self._acquire(realm_id)
+                break
+            except RealmBusy as busy:
+                wait = busy.next_retry_delay.total_seconds() if busy.next_retry_delay else 0.0
+                if time.monotonic() + wait > deadline:
+                    raise
+                time.sleep(max(wait, 0.01))
         try:
             yield
         finally:
@@ -69,17 +84,18 @@ class RealmLimiter:
                             .values(slot=QboRealmSlot.slot))
             slots = session.execute(select(QboRealmSlot).where(QboRealmSlot.realm_id == realm_id)
                                     .order_by(QboRealmSlot.slot)).scalars().all()
+            minute, second = timedelta(minutes=1) + self.limits.margin, timedelta(seconds=1) + self.limits.margin
             session.execute(delete(QboRealmCall).where(QboRealmCall.realm_id == realm_id,
-                                                       QboRealmCall.started_at < now - timedelta(minutes=1)))
+                                                       QboRealmCall.started_at < now - minute))
             recent = session.execute(select(QboRealmCall.started_at).where(QboRealmCall.realm_id == realm_id)
                                      ).scalars().all()
-            in_last_second = [t for t in recent if t > now - timedelta(seconds=1)]
+            in_last_second = [t for t in recent if t > now - second]
             if len(recent) >= self.limits.per_minute:
                 session.rollback()
-                raise RealmBusy(realm_id, "per-minute", min(recent) + timedelta(minutes=1) - now)
+                raise RealmBusy(realm_id, "per-minute", min(recent) + minute - now)
             if len(in_last_second) >= self.limits.per_second:
                 session.rollback()
-                raise RealmBusy(realm_id, "per-second", min(in_last_second) + timedelta(seconds=1) - now)
+                raise RealmBusy(realm_id, "per-second", min(in_last_second) + second - now)
             free = next((s for s in slots if s.holder is None or (s.lease_until and s.lease_until < now)), None)
             if free is None:
                 session.rollback()

@@ -110,7 +110,12 @@ class QuickBooksActivities:
         names = (name, f"{name} ({key})")
 
         def find() -> str | None:
-            return next((found for n in names if (found := self._named(realm_id, cls, "DisplayName", n))), None)
+            """One query for both names; the plain name wins when both exist."""
+            statement = (f"SELECT * FROM {cls.qbo_object_name} WHERE DisplayName IN "
+                         f"({', '.join(qbo_string(n) for n in names)}) AND Active IN (true, false)")
+            found = self.qbo.call(realm_id, lambda qb: cls.query(statement, qb=qb))
+            by_name = {str(party.DisplayName).casefold(): str(party.Id) for party in found}
+            return next((by_name[n.casefold()] for n in names if n.casefold() in by_name), None)
 
         def create(rid: str) -> str:
             try:

@@ -104,7 +104,10 @@ async def test_proposal_event_lands_in_quickbooks_exactly_once(
                               .where(QboObjectMap.realm_id == account_realm)).all()
         audited = session.exec(select(QboAuditLog.entity, QboAuditLog.status, QboAuditLog.workflow_id)
                                .where(QboAuditLog.realm_id == account_realm)).all()
-    assert sorted(mapped) == sorted([("Customer", state.customer_id), ("Estimate", state.estimate_id)])
+    services = next(i["Id"] for i in list_objects(e2e_settings.qbo_api_url, account_realm, "Item")
+                    if i["Name"] == "Services")
+    assert sorted(mapped) == sorted([("Customer", state.customer_id), ("Estimate", state.estimate_id),
+                                     ("Item", services)])
     assert sorted(audited) == [("Customer", "ok", handle.id), ("Estimate", "ok", handle.id)]
     await replay(client, handle.id)
 

@@ -26,12 +26,14 @@ def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any
 
 
 def set_faults(api_url: str, realm_id: str, queued: list[str] | None = None,
-               rates: dict[str, float] | None = None, hold_seconds: float = 35.0, seed: int | None = None) -> None:
-    """Replace the company's fault plan: `queued` faults answer the next calls in order, then each call
-    fails at `rates` ("500", "429", "timeout", "drop"); timeouts and drops hold the client `hold_seconds`."""
+               rates: dict[str, float] | None = None, hold_seconds: float = 35.0, latency_seconds: float = 0.0,
+               seed: int | None = None) -> None:
+    """Replace the company's fault plan: `queued` faults answer the next calls in order (a "drop" waits for
+    the next write), then each call fails at `rates` ("500", "429", "timeout", "drop"); timeouts and drops
+    hold the client `hold_seconds`; every call takes `latency_seconds` more."""
     response = httpx.put(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/faults", timeout=10,
                          json={"queued": queued or [], "rates": rates or {}, "hold_seconds": hold_seconds,
-                               "seed": seed})
+                               "latency_seconds": latency_seconds, "seed": seed})
     response.raise_for_status()
 
 

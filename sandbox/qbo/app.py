@@ -125,12 +125,14 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         return JSONResponse(issued)
 
     # -- the v3 API ----------------------------------------------------------------------------------
-    async def _guarded(realm_id: str, authorization: str | None) -> "Call | Response":
-        """Authentication, then injected faults that come before any work. TIMEOUT holds the client."""
+    async def _guarded(realm_id: str, authorization: str | None, write: bool = False) -> "Call | Response":
+        """Authentication, then injected latency and the faults that come before any work."""
         if not sandbox.tokens.allows(authorization, realm_id):
             return JSONResponse(faults.auth_failure_body(), status_code=401)
         plan = sandbox.faults_for(realm_id)
-        injected = plan.next_fault()
+        if plan.latency_seconds:
+            await asyncio.sleep(plan.latency_seconds)
+        injected = plan.next_fault(write)
         if injected == Fault.THROTTLE:
             raise Throttled
         if injected == Fault.SERVER_ERROR:
@@ -192,7 +194,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     async def batch(realm_id: str, request: Request,
                     authorization: Annotated[str | None, Header()] = None) -> Response:
         with sandbox.throttle.admit(realm_id, batch=True):
-            call = await _guarded(realm_id, authorization)
+            call = await _guarded(realm_id, authorization, write=True)
             if isinstance(call, Response):
                 return call
             company = call.company
@@ -234,7 +236,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     async def write(realm_id: str, entity: str, request: Request,
                     authorization: Annotated[str | None, Header()] = None) -> Response:
         with sandbox.throttle.admit(realm_id):
-            call = await _guarded(realm_id, authorization)
+            call = await _guarded(realm_id, authorization, write=True)
             if isinstance(call, Response):
                 return call
             company = call.company
@@ -282,11 +284,12 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.put("/admin/companies/{realm_id}/faults")
     def set_faults(realm_id: str, plan: Annotated[dict[str, Any], Body()]) -> Response:
         """Replace the company's fault plan: {"queued": ["500", ...], "rates": {"429": 0.1, ...},
-        "hold_seconds": 35, "seed": 1}."""
+        "hold_seconds": 35, "latency_seconds": 0.05, "seed": 1}."""
         try:
             new_plan = FaultPlan(queued=[Fault(f) for f in plan.get("queued", [])],
                                  rates={Fault(k): float(v) for k, v in plan.get("rates", {}).items()},
-                                 hold_seconds=float(plan.get("hold_seconds", 35.0)), seed=plan.get("seed"))
+                                 hold_seconds=float(plan.get("hold_seconds", 35.0)),
+                                 latency_seconds=float(plan.get("latency_seconds", 0.0)), seed=plan.get("seed"))
         except ValueError as error:
             return JSONResponse({"error": str(error)}, status_code=422)
         if sum(new_plan.rates.values()) > 1:

@@ -18,6 +18,7 @@ class FaultPlan:
     queued: list[Fault] = field(default_factory=list)
     rates: dict[Fault, float] = field(default_factory=dict)
     hold_seconds: float = 35.0  # how long TIMEOUT and DROP keep the client waiting
+    latency_seconds: float = 0.0  # added to every call, so calls overlap as they do over a real network
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -25,17 +26,21 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self._random.seed(self.seed)
 
-    def next_fault(self) -> Fault | None:
+    def next_fault(self, write: bool) -> Fault | None:
+        """The fault for this call, if any. DROP is about writes: a read leaves a queued DROP for the next
+        write and is never dropped by the rate."""
         with self._lock:
-            if self.queued:
+            if self.queued and (write or self.queued[0] != Fault.DROP):
                 return self.queued.pop(0)
+            if self.queued:
+                return None
             roll = self._random.random()
             for fault, rate in self.rates.items():
                 if roll < rate:
-                    return fault
+                    return fault if write or fault != Fault.DROP else None
                 roll -= rate
         return None
 
     def describe(self) -> dict[str, object]:
         return {"queued": [f.value for f in self.queued], "rates": {f.value: r for f, r in self.rates.items()},
-                "hold_seconds": self.hold_seconds}
+                "hold_seconds": self.hold_seconds, "latency_seconds": self.latency_seconds}
