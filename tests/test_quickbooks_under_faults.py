@@ -256,3 +256,27 @@ async def test_a_429_storm_through_temporal_ends_with_all_work_done(
     assert len(objects(settings, realm_id, "Customer")) == 12
     dump = dump_company(settings.qbo_api_url, realm_id)
     assert dump["peak_in_flight"] <= 10 and dump["throttled"] == 0
+
+
+def test_parallel_refreshes_by_two_workers_never_burn_the_refresh_token(fast_settings: Settings, engine: Engine,
+                                                                         realm_id: str) -> None:
+    """Refresh tokens rotate: two workers refreshing with the same one would get invalid_grant. The row lock
+    makes the second use the token the first stored."""
+    workers = [QboConnector(fast_settings, engine) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: workers[n % 2].call(realm_id, lambda qb: qb.query("SELECT * FROM Item")),
+                                range(8)))
+    assert all(r["QueryResponse"]["Item"] for r in results)
+    from sqlmodel import Session
+
+    from models.qbo_connection import QboConnection
+    from sandbox.qbo.admin import sandbox_root
+
+    with Session(engine) as session:
+        stored = session.get(QboConnection, realm_id)
+    assert stored is not None
+    import httpx
+
+    still_good = httpx.post(f"{sandbox_root(fast_settings.qbo_api_url)}/oauth2/v1/tokens/bearer",
+                            data={"grant_type": "refresh_token", "refresh_token": stored.refresh_token})
+    assert still_good.status_code == 200  # the stored refresh token is the newest one
