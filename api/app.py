@@ -5,7 +5,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import crm_events
+from api import crm_events, health, openapi
+from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
@@ -23,13 +24,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await connect(settings)
         yield
 
-    app = FastAPI(title="Ledgerflow", lifespan=lifespan)
+    app = FastAPI(title="Ledgerflow", lifespan=lifespan,
+                  description="CRM webhooks in, durable workflows out. Every POST is authenticated.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(crm_events.router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(health.router)
+    openapi.install(app)
     return app
 
 

@@ -9,14 +9,18 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.openapi import documented_body
 from dispatch import send_sales_cycle_change
 from models.accounts import Franchisee
 from models.proposals import SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
 SIGNATURE_HEADER = "X-Ledgerflow-Signature"
+# Temporal answers that mean "not now": the sender should deliver again later.
+TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+             RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -24,7 +28,19 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-@router.post("/{account_id}/sales-cycle", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{account_id}/sales-cycle",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=documented_body(SalesCycleChange),
+    responses={
+        200: {"description": "the sales-cycle step is not mapped to a lifecycle stage: nothing started"},
+        401: {"description": f"missing or bad {SIGNATURE_HEADER}"},
+        404: {"description": "unknown account"},
+        413: {"description": "body too large"},
+        422: {"description": "malformed body; the detail names the field"},
+        503: {"description": "Temporal unavailable: deliver again later"},
+    },
+)
 async def sales_cycle_changed(
     account_id: str,
     request: Request,
@@ -52,6 +68,8 @@ async def sales_cycle_changed(
     try:
         dispatched = await send_sales_cycle_change(request.app.state.temporal, settings, franchisee, change)
     except RPCError as error:
+        if error.status not in TRANSIENT:
+            raise
         # Nothing was accepted: the CRM's own retry delivers it again once Temporal answers.
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"workflow service unavailable: {error.message}",
                             headers={"Retry-After": "30"}) from error

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # HTTP API (the front door)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = 256 * 1024  # a CRM event is a few KiB; anything this big is refused with 413
 
     # CRM webhooks: the HMAC-SHA256 secret per CRM account. The defaults sign the sandbox's demo accounts only.
     crm_webhook_secrets: dict[str, SecretStr] = {

@@ -1,6 +1,6 @@
 """Money is Decimal quantised to cents with ROUND_HALF_UP: in the DB, in workflow payloads and in QBO bodies."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -9,6 +9,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 CENT = Decimal("0.01")
+LIMIT = Decimal("1e13")  # no amount, quantity or rate in a franchise's books comes near this
 
 
 def cents(value: Decimal | int | str) -> Decimal:
@@ -19,9 +20,17 @@ def cents(value: Decimal | int | str) -> Decimal:
 
 
 def _to_decimal(value: Any) -> Decimal:
-    if isinstance(value, float):
-        raise ValueError("money must be given as a string or integer, not a float")
-    return Decimal(str(value))
+    """A finite decimal of sane size from a string or integer; anything else is a ValueError, which pydantic
+    reports as a validation error naming the field."""
+    if isinstance(value, float | bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError("must be a decimal number given as a string or integer")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ValueError(f"not a decimal number: {str(value)[:40]!r}") from error
+    if not number.is_finite() or abs(number) >= LIMIT:
+        raise ValueError(f"must be a finite number below {LIMIT}")
+    return number
 
 
 # A cents amount in pydantic models; serialised as a string so JSON never turns it into a float.

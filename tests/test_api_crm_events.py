@@ -113,3 +113,43 @@ async def test_temporal_unreachable_is_503_so_the_crm_retries(settings: Settings
         response = await post(server, ACCOUNT, change_body("P-503"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
+
+
+async def test_oversized_body_is_413_and_starts_nothing(api: ServerThread, dev_env: WorkflowEnvironment,
+                                                        settings: Settings) -> None:
+    payload = json.loads(change_body("P-huge"))
+    payload["proposal"]["lines"] = payload["proposal"]["lines"] * 2000
+    body = json.dumps(payload).encode()
+    assert len(body) > settings.api_max_body_bytes
+    response = await post(api, ACCOUNT, body)
+    assert response.status_code == 413
+    await assert_not_started(dev_env, "P-huge")
+
+
+async def test_healthz_checks_database_and_temporal(api: ServerThread) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as http:
+        response = await http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+
+
+async def test_healthz_is_503_when_temporal_is_gone(settings: Settings, engine: Engine) -> None:
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(settings.temporal_cli),
+                                                dev_server_log_level="error")
+    app_settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
+    with ServerThread(create_app(app_settings)) as server:
+        await env.shutdown()
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            response = await http.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "ok" and response.json()["temporal"].startswith("unreachable")
+
+
+async def test_openapi_documents_the_webhook_body(api: ServerThread) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as http:
+        spec = (await http.get("/openapi.json")).json()
+        docs = await http.get("/docs")
+    body = spec["paths"]["/crm/{account_id}/sales-cycle"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/SalesCycleChange"}
+    assert "proposal" in spec["components"]["schemas"]["SalesCycleChange"]["properties"]
+    assert docs.status_code == 200
