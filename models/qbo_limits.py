@@ -1,26 +1,26 @@
-"""Per-company QBO call slots and call times, shared by every worker through the database."""
+"""The QBO calls each company has in flight or finished lately, shared by every worker through the database."""
 
 from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
 
-class QboRealmSlot(SQLModel, table=True):
-    """One of a company's in-flight slots; a slot whose lease ran out (a crashed worker) is free again."""
+class QboRealmLock(SQLModel, table=True):
+    """One row per company: writing it serialises the company's admissions across all workers."""
 
-    __tablename__ = "qbo_realm_slot"
+    __tablename__ = "qbo_realm_lock"
 
     realm_id: str = Field(primary_key=True)
-    slot: int = Field(primary_key=True)
-    holder: str | None = None
-    lease_until: datetime | None = None
 
 
 class QboRealmCall(SQLModel, table=True):
-    """When each call to a company started: the per-second and per-minute windows count these."""
+    """A call to a company: in flight while `finished_at` is empty (until its lease runs out, for a worker
+    that died mid-call), then counted in the rate windows by when it finished."""
 
     __tablename__ = "qbo_realm_call"
 
     id: int | None = Field(default=None, primary_key=True)
     realm_id: str = Field(index=True)
-    started_at: datetime = Field(index=True)
+    holder: str = Field(index=True)
+    started_at: datetime
+    finished_at: datetime | None = Field(default=None, index=True)
