@@ -204,42 +204,34 @@ class QuickBooksActivities:
         return self._find_id(realm_id, cls, f"SELECT * FROM {cls.qbo_object_name} WHERE DocNumber = "
                                             f"{qbo_string(number)} AND CustomerRef = {qbo_string(customer_id)}")
 
+    def _ensure_sales_document(self, cls: Any, account_id: str, realm_id: str, customer_id: str,
+                               proposal: Proposal, estimate_id: str | None = None) -> str:
+        """The estimate or invoice for a proposal: its number and lines, its items created when missing, an
+        invoice linked to its estimate."""
+        def create(rid: str) -> str:
+            document = cls()
+            document.CustomerRef = ref(customer_id, "Customer")
+            document.DocNumber = proposal.number
+            document.PrivateNote = f"CRM proposal {proposal.id}"
+            document.Line = self._sales_lines(proposal, self._item_ids(account_id, realm_id, proposal))
+            if estimate_id is not None:
+                document.LinkedTxn = [{"TxnId": estimate_id, "TxnType": "Estimate"}]
+            return str(self.qbo.audited_save(realm_id, document, rid).Id)
+
+        return self._ensure(account_id, realm_id, "proposal", proposal.id, cls.qbo_object_name,
+                            lambda: self._by_number(realm_id, cls, proposal.number, customer_id), create)
+
     @activity.defn
     def ensure_estimate(self, input: EnsureEstimateInput) -> str:
-        """The QBO estimate for a CRM proposal, numbered with the proposal number; its items are created
-        when missing."""
-        proposal = input.proposal
-
-        def create(rid: str) -> str:
-            estimate = Estimate()
-            estimate.CustomerRef = ref(input.customer_id, "Customer")
-            estimate.DocNumber = proposal.number
-            estimate.PrivateNote = f"CRM proposal {proposal.id}"
-            estimate.Line = self._sales_lines(proposal, self._item_ids(input.account_id, input.realm_id, proposal))
-            return str(self.qbo.audited_save(input.realm_id, estimate, rid).Id)
-
-        return self._ensure(input.account_id, input.realm_id, "proposal", proposal.id, "Estimate",
-                            lambda: self._by_number(input.realm_id, Estimate, proposal.number, input.customer_id),
-                            create)
+        """The QBO estimate for a CRM proposal, numbered with the proposal number."""
+        return self._ensure_sales_document(Estimate, input.account_id, input.realm_id, input.customer_id,
+                                           input.proposal)
 
     @activity.defn
     def create_invoice_from_estimate(self, input: InvoiceFromEstimateInput) -> str:
-        """The invoice for a completed job: the proposal's lines and number, linked to its estimate (which
-        QBO then closes)."""
-        proposal = input.proposal
-
-        def create(rid: str) -> str:
-            invoice = Invoice()
-            invoice.CustomerRef = ref(input.customer_id, "Customer")
-            invoice.DocNumber = proposal.number
-            invoice.PrivateNote = f"CRM proposal {proposal.id}"
-            invoice.LinkedTxn = [{"TxnId": input.estimate_id, "TxnType": "Estimate"}]
-            invoice.Line = self._sales_lines(proposal, self._item_ids(input.account_id, input.realm_id, proposal))
-            return str(self.qbo.audited_save(input.realm_id, invoice, rid).Id)
-
-        return self._ensure(input.account_id, input.realm_id, "proposal", proposal.id, "Invoice",
-                            lambda: self._by_number(input.realm_id, Invoice, proposal.number, input.customer_id),
-                            create)
+        """The invoice for a completed job, linked to its estimate (which QBO then closes)."""
+        return self._ensure_sales_document(Invoice, input.account_id, input.realm_id, input.customer_id,
+                                           input.proposal, estimate_id=input.estimate_id)
 
     # -- payments ------------------------------------------------------------------------------------
     @activity.defn

@@ -54,6 +54,22 @@ def realm_id(settings: Settings, engine: Engine) -> str:
     return realm
 
 
+@pytest.fixture
+def account_realm(engine: Engine, realm_id: str) -> str:
+    """Point the example network's acme-austin account at a fresh QBO sandbox company."""
+    from sqlmodel import Session
+
+    from models.accounts import Franchisee
+
+    with Session(engine) as session:
+        franchisee = session.get(Franchisee, "acme-austin")
+        assert franchisee is not None
+        franchisee.qbo_realm_id = realm_id
+        session.add(franchisee)
+        session.commit()
+    return realm_id
+
+
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(

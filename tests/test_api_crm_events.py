@@ -1,7 +1,8 @@
 """The CRM webhook front door: bad input gets a clear 4xx and starts nothing."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -103,13 +104,20 @@ async def test_step_names_match_case_insensitively(api: ServerThread, dev_env: W
     await dev_env.client.get_workflow_handle(response.json()["workflow_id"]).terminate("test over")
 
 
-async def test_temporal_unreachable_is_503_so_the_crm_retries(settings: Settings, engine: Engine) -> None:
-    """Nothing is accepted that Temporal did not take: the CRM gets 503 and delivers again later."""
+@asynccontextmanager
+async def api_after_temporal_went_away(settings: Settings) -> AsyncIterator[ServerThread]:
+    """An API that connected to a Temporal server which then stopped."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(settings.temporal_cli),
                                                 dev_server_log_level="error")
     app_settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
     with ServerThread(create_app(app_settings)) as server:
         await env.shutdown()
+        yield server
+
+
+async def test_temporal_unreachable_is_503_so_the_crm_retries(settings: Settings, engine: Engine) -> None:
+    """Nothing is accepted that Temporal did not take: the CRM gets 503 and delivers again later."""
+    async with api_after_temporal_went_away(settings) as server:
         response = await post(server, ACCOUNT, change_body("P-503"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
@@ -134,13 +142,9 @@ async def test_healthz_checks_database_and_temporal(api: ServerThread) -> None:
 
 
 async def test_healthz_is_503_when_temporal_is_gone(settings: Settings, engine: Engine) -> None:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(settings.temporal_cli),
-                                                dev_server_log_level="error")
-    app_settings = settings.model_copy(update={"temporal_address": env.client.service_client.config.target_host})
-    with ServerThread(create_app(app_settings)) as server:
-        await env.shutdown()
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            response = await http.get("/healthz")
+    async with api_after_temporal_went_away(settings) as server, httpx.AsyncClient(base_url=server.url,
+                                                                                    timeout=60) as http:
+        response = await http.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "ok" and response.json()["temporal"].startswith("unreachable")
 

@@ -20,7 +20,6 @@ from temporalio.worker import Replayer
 from api.app import create_app
 from api.crm_events import SIGNATURE_HEADER, sign
 from config.settings import Settings
-from models.accounts import Franchisee
 from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
 from models.proposals import ProposalState, SalesCycleChange, proposal_workflow_id
@@ -36,18 +35,6 @@ ACCOUNT = "acme-austin"
 @pytest.fixture
 def e2e_settings(settings: Settings, dev_env: WorkflowEnvironment) -> Settings:
     return settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host})
-
-
-@pytest.fixture
-def account_realm(engine: Engine, realm_id: str) -> str:
-    """Point the demo account at a fresh QBO sandbox company."""
-    with Session(engine) as session:
-        franchisee = session.get(Franchisee, ACCOUNT)
-        assert franchisee is not None
-        franchisee.qbo_realm_id = realm_id
-        session.add(franchisee)
-        session.commit()
-    return realm_id
 
 
 @pytest.fixture

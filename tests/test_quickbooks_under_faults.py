@@ -211,7 +211,7 @@ def test_royalty_check_is_written_once(qbo: QuickBooksActivities, fast_settings:
 
 
 async def test_a_429_storm_through_temporal_ends_with_all_work_done(
-    dev_env: WorkflowEnvironment, fast_settings: Settings, engine: Engine, realm_id: str
+    dev_env: WorkflowEnvironment, fast_settings: Settings, engine: Engine, account_realm: str
 ) -> None:
     """A burst of proposals for one company while QBO throttles a third of the calls: every estimate lands
     once, and the company never sees more than its limits from us."""
@@ -223,13 +223,10 @@ async def test_a_429_storm_through_temporal_ends_with_all_work_done(
     from worker import build_worker
     from workflows.proposal import ProposalWorkflow
 
+    realm_id = account_realm
     with Session(engine) as session:
         franchisee = session.get(Franchisee, ACCOUNT)
-        assert franchisee is not None
-        franchisee.qbo_realm_id = realm_id
-        session.add(franchisee)
-        session.commit()
-        session.refresh(franchisee)
+    assert franchisee is not None
     settings = fast_settings.model_copy(update={"qbo_http_timeout_seconds": 5.0, "qbo_throttle_retry_seconds": 1.0})
     set_faults(settings.qbo_api_url, realm_id, rates={"429": 0.33}, seed=3)
     proposals = [f"P-{uuid.uuid4().hex[:6]}" for _ in range(12)]

@@ -3,6 +3,8 @@ endpoints, and an admin API that tests, benchmarks and the demo use to create co
 look inside."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +29,14 @@ REQUEST_ID_MAX = 50
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json",
                     headers={"intuit_tid": f"sandbox-{id(body):x}"})
+
+
+class EarlyAnswer(Exception):
+    """A call answered before any work is done (authentication, an injected timeout)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,10 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     async def _fault(_request: Request, fault: faults.QboFault) -> Response:
         return _json(fault.body(now_iso()), fault.status)
 
+    @app.exception_handler(EarlyAnswer)
+    async def _early(_request: Request, answer: EarlyAnswer) -> Response:
+        return answer.response
+
     @app.exception_handler(Throttled)
     async def _throttled(_request: Request, _exc: Throttled) -> Response:
         return Response(faults.THROTTLE_XML, status_code=429, media_type="application/xml")
@@ -125,10 +139,17 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         return JSONResponse(issued)
 
     # -- the v3 API ----------------------------------------------------------------------------------
-    async def _guarded(realm_id: str, authorization: str | None, write: bool = False) -> "Call | Response":
+    @asynccontextmanager
+    async def _admitted(realm_id: str, authorization: str | None, write: bool = False,
+                        batch: bool = False) -> AsyncIterator[Call]:
+        """Every API call: within the company's limits, authenticated, with any injected fault applied."""
+        with sandbox.throttle.admit(realm_id, batch=batch):
+            yield await _guarded(realm_id, authorization, write)
+
+    async def _guarded(realm_id: str, authorization: str | None, write: bool) -> Call:
         """Authentication, then injected latency and the faults that come before any work."""
         if not sandbox.tokens.allows(authorization, realm_id):
-            return JSONResponse(faults.auth_failure_body(), status_code=401)
+            raise EarlyAnswer(JSONResponse(faults.auth_failure_body(), status_code=401))
         plan = sandbox.faults_for(realm_id)
         if plan.latency_seconds:
             await asyncio.sleep(plan.latency_seconds)
@@ -136,12 +157,11 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         if injected == Fault.THROTTLE:
             raise Throttled
         if injected == Fault.SERVER_ERROR:
-            fault = faults.QboFault("10000", "An application error has occurred while processing your request",
-                                    "System Failure Error: injected by the sandbox", fault_type="SystemFault")
-            return _json(fault.body(now_iso()), fault.status)
+            raise faults.QboFault("10000", "An application error has occurred while processing your request",
+                                  "System Failure Error: injected by the sandbox", fault_type="SystemFault")
         if injected == Fault.TIMEOUT:
             await asyncio.sleep(plan.hold_seconds)
-            return JSONResponse({"error": "gateway timeout"}, status_code=504)
+            raise EarlyAnswer(JSONResponse({"error": "gateway timeout"}, status_code=504))
         return Call(sandbox.company(realm_id), drop=injected == Fault.DROP)
 
     async def _body(request: Request) -> dict[str, Any]:
@@ -163,10 +183,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.post("/v3/company/{realm_id}/query")
     async def run_query(realm_id: str, request: Request,
                         authorization: Annotated[str | None, Header()] = None) -> Response:
-        with sandbox.throttle.admit(realm_id):
-            call = await _guarded(realm_id, authorization)
-            if isinstance(call, Response):
-                return call
+        async with _admitted(realm_id, authorization) as call:
             company = call.company
             result = _query(company, (await request.body()).decode())
             return await _respond(call, {"QueryResponse": result, "time": now_iso()})
@@ -179,10 +196,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.get("/v3/company/{realm_id}/cdc")
     async def change_data_capture(realm_id: str, entities: str, changedSince: str,
                                   authorization: Annotated[str | None, Header()] = None) -> Response:
-        with sandbox.throttle.admit(realm_id):
-            call = await _guarded(realm_id, authorization)
-            if isinstance(call, Response):
-                return call
+        async with _admitted(realm_id, authorization) as call:
             company = call.company
             responses = []
             for name in entities.split(","):
@@ -193,10 +207,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.post("/v3/company/{realm_id}/batch")
     async def batch(realm_id: str, request: Request,
                     authorization: Annotated[str | None, Header()] = None) -> Response:
-        with sandbox.throttle.admit(realm_id, batch=True):
-            call = await _guarded(realm_id, authorization, write=True)
-            if isinstance(call, Response):
-                return call
+        async with _admitted(realm_id, authorization, write=True, batch=True) as call:
             company = call.company
             items = (await _body(request)).get("BatchItemRequest") or []
             if len(items) > BATCH_MAX_ITEMS:
@@ -224,10 +235,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.get("/v3/company/{realm_id}/{entity}/{object_id}")
     async def read(realm_id: str, entity: str, object_id: str,
                    authorization: Annotated[str | None, Header()] = None) -> Response:
-        with sandbox.throttle.admit(realm_id):
-            call = await _guarded(realm_id, authorization)
-            if isinstance(call, Response):
-                return call
+        async with _admitted(realm_id, authorization) as call:
             company = call.company
             name = canonical_entity(entity)
             return await _respond(call, {name: company.read(name, object_id), "time": now_iso()})
@@ -235,10 +243,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     @app.post("/v3/company/{realm_id}/{entity}")
     async def write(realm_id: str, entity: str, request: Request,
                     authorization: Annotated[str | None, Header()] = None) -> Response:
-        with sandbox.throttle.admit(realm_id):
-            call = await _guarded(realm_id, authorization, write=True)
-            if isinstance(call, Response):
-                return call
+        async with _admitted(realm_id, authorization, write=True) as call:
             company = call.company
             name = canonical_entity(entity)
             request_id = request.query_params.get("requestid")
