@@ -29,6 +29,8 @@ async def send_sales_cycle_change(
     if stage is None:
         return Dispatched("ignored", reason=f"sales-cycle step {change.sales_cycle_step!r} is not mapped "
                                              f"to a lifecycle stage for account {franchisee.account_id}")
+    if change.proposal is None:
+        return Dispatched("ignored", reason=f"contact {change.contact.id} has no proposal")
     workflow_id = proposal_workflow_id(franchisee.account_id, change.proposal.id)
     await client.start_workflow(
         ProposalWorkflow.run,

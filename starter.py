@@ -17,13 +17,13 @@ import httpx
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
-from api.crm_events import SIGNATURE_HEADER, sign
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from dispatch import send_sales_cycle_change
 from models.accounts import Franchisee
 from models.audit import QboAuditLog
+from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
 from models.money import cents
 from models.proposals import (
@@ -153,6 +153,7 @@ async def play_demo(settings: Settings) -> bool:
                 return False
 
     change = demo_change("demo")
+    assert change.proposal is not None
     client = await connect(settings)
     state = ProposalState()
     deadline = time.monotonic() + 90

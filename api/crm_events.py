@@ -1,8 +1,6 @@
 """CRM webhooks: each call is authenticated with the account's HMAC secret, validated, then handed to the
 proposal's workflow. Bad input gets a clear 4xx and starts nothing."""
 
-import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
@@ -14,18 +12,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.openapi import documented_body
 from dispatch import send_sales_cycle_change
 from models.accounts import Franchisee
+from models.crm_webhooks import SIGNATURE_HEADER, signature_matches
 from models.proposals import SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
-SIGNATURE_HEADER = "X-Ledgerflow-Signature"
 # Temporal answers that mean "not now": the sender should deliver again later.
 TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
              RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature a CRM puts on a webhook body: `sha256=` and the hex HMAC-SHA256 of the raw body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @router.post(
@@ -53,9 +46,7 @@ async def sales_cycle_changed(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
     secret = settings.crm_webhook_secrets.get(account_id)
     body = await request.body()
-    if secret is None or x_ledgerflow_signature is None or not hmac.compare_digest(
-        sign(secret.get_secret_value(), body), x_ledgerflow_signature
-    ):
+    if secret is None or not signature_matches(secret.get_secret_value(), body, x_ledgerflow_signature):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or bad {SIGNATURE_HEADER}")
     try:
         change = SalesCycleChange.model_validate_json(body)

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         "acme-denver": SecretStr("sandbox-webhook-secret-denver"),
     }
 
+    # The CRM (ClientTether v2): the sandbox emulator on crm_sandbox_port unless the URL is given. Each
+    # account's keys live encrypted in the database (models/crm_credentials.py).
+    crm_sandbox_port: int = 8720
+    crm_api_url: str = ""
+    crm_http_timeout_seconds: float = 10.0
+    crm_retries: int = 3
+
     # QuickBooks Online: the sandbox emulator on qbo_sandbox_port unless the URLs are given.
     qbo_sandbox_port: int = 8710
     qbo_api_url: str = ""
@@ -63,6 +70,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _sandbox_urls(self) -> "Settings":
+        self.crm_api_url = self.crm_api_url or f"http://127.0.0.1:{self.crm_sandbox_port}"
         sandbox = f"http://127.0.0.1:{self.qbo_sandbox_port}"
         self.qbo_api_url = self.qbo_api_url or f"{sandbox}/v3"
         self.qbo_discovery_url = self.qbo_discovery_url or f"{sandbox}/.well-known/openid_configuration"

@@ -34,7 +34,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_tables(engine: Engine) -> None:
     """Create every table that is missing. Importing the table modules registers them on the metadata."""
-    from models import accounts, audit, ledger, qbo_connection, qbo_limits  # noqa: F401
+    from models import accounts, audit, crm_credentials, ledger, qbo_connection, qbo_limits  # noqa: F401
 
     for attempt in range(3):
         try:

@@ -61,14 +61,15 @@ class Proposal(_Strict):
 
 
 class SalesCycleChange(_Strict):
-    """What the CRM tells us: a contact's sales-cycle step changed, with the proposal it concerns."""
+    """What the CRM tells us: a contact's sales-cycle step changed, with the proposal it concerns (none when
+    the contact has no proposal yet)."""
 
     event_id: str = Field(min_length=1, max_length=128)
     account_id: str = Field(min_length=1, max_length=64)
     sales_cycle_step: str = Field(min_length=1, max_length=100)
     occurred_at: datetime
     contact: CrmContact
-    proposal: Proposal
+    proposal: Proposal | None = None
 
     @field_validator("occurred_at")
     @classmethod

@@ -16,6 +16,7 @@ from config.settings import Settings, get_settings
 from models import search_attributes
 from models.db import create_tables, get_engine
 from models.qbo_connection import save_connection
+from sandbox.crm.app import create_app as create_crm_app
 from sandbox.qbo.admin import connect_company
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
@@ -27,14 +28,21 @@ def qbo_sandbox() -> Iterator[ServerThread]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def crm_sandbox() -> Iterator[ServerThread]:
+    with ServerThread(create_crm_app()) as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, qbo_sandbox: ServerThread) -> Settings:
+def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread) -> Settings:
     """Settings for one test: its own database, task queue and sandbox URLs."""
     return Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'ledgerflow.db'}",
         task_queue=f"tq-{uuid.uuid4()}",
         qbo_sandbox_port=qbo_sandbox.port,
+        crm_sandbox_port=crm_sandbox.port,
     )
 
 

@@ -11,8 +11,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.crm_events import SIGNATURE_HEADER, sign
 from config.settings import Settings
+from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.proposals import proposal_workflow_id
 from sandbox.serve import ServerThread
 from tests import factories

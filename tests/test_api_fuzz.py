@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.crm_events import SIGNATURE_HEADER, sign
 from config.settings import Settings
+from models.crm_webhooks import SIGNATURE_HEADER, sign
 from sandbox.serve import ServerThread
 from tests import factories
 

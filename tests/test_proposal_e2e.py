@@ -18,9 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from api.app import create_app
-from api.crm_events import SIGNATURE_HEADER, sign
 from config.settings import Settings
 from models.audit import QboAuditLog
+from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.ledger import QboObjectMap
 from models.proposals import ProposalState, SalesCycleChange, proposal_workflow_id
 from sandbox.qbo.admin import inject_faults, list_objects

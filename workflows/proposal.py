@@ -84,6 +84,10 @@ class ProposalWorkflow:
 
     async def _proposal_stage(self, event: ProposalEvent) -> None:
         change = event.change
+        if change.proposal is None:  # the front door starts nothing without one; kept as a guard
+            self._state.failed_events.append(f"{change.event_id}: no proposal in the event")
+            return
+        proposal = change.proposal
         self._state.customer_id = await workflow.execute_activity_method(
             QuickBooksActivities.ensure_customer,
             EnsureCustomerInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id,
@@ -95,10 +99,10 @@ class ProposalWorkflow:
         self._state.estimate_id = await workflow.execute_activity_method(
             QuickBooksActivities.ensure_estimate,
             EnsureEstimateInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id,
-                                customer_id=self._state.customer_id, proposal=change.proposal),
+                                customer_id=self._state.customer_id, proposal=proposal),
             start_to_close_timeout=QBO_TIMEOUT,
             retry_policy=QBO_RETRY,
-            summary=f"QBO estimate {change.proposal.number}",
+            summary=f"QBO estimate {proposal.number}",
         )
         self._state.stage = Stage.PROPOSAL
         workflow.upsert_search_attributes([sa.STAGE.value_set(Stage.PROPOSAL.value)])

@@ -1,18 +1,12 @@
-"""Webhooks from the sandbox: CloudEvents arrays signed with `intuit-signature`, sent from a background
-thread and retried, as Intuit does."""
+"""Webhooks from the QBO sandbox: CloudEvents arrays signed with `intuit-signature`, as Intuit sends them."""
 
 import base64
 import hashlib
 import hmac
-import queue
-import threading
-import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
-
+from sandbox.delivery import WebhookDelivery
 from sandbox.qbo.wire import dumps
 
 
@@ -21,16 +15,13 @@ def signature(verifier_token: str, body: bytes) -> str:
 
 
 class WebhookSender:
-    def __init__(self, url: str, verifier_token: str, attempts: int = 5) -> None:
+    def __init__(self, url: str, verifier_token: str, delivery: WebhookDelivery | None = None) -> None:
         self.url = url
         self.verifier_token = verifier_token
-        self.attempts = attempts
-        self._queue: queue.Queue[list[dict[str, Any]]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.delivery = delivery or WebhookDelivery()
 
     def notify(self, realm_id: str, entity: str, object_id: str, operation: str) -> None:
-        self._queue.put([{
+        body = dumps([{
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
             "source": "intuit.sandbox",
@@ -39,17 +30,6 @@ class WebhookSender:
             "intuitentityid": object_id,
             "intuitaccountid": realm_id,
             "data": {},
-        }])
-
-    def _run(self) -> None:
-        while True:
-            events = self._queue.get()
-            body = dumps(events).encode()
-            headers = {"intuit-signature": signature(self.verifier_token, body), "Content-Type": "application/json"}
-            for attempt in range(self.attempts):
-                try:
-                    if httpx.post(self.url, content=body, headers=headers, timeout=10).status_code < 300:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(min(2**attempt, 30))
+        }]).encode()
+        self.delivery.send(self.url, body, {"intuit-signature": signature(self.verifier_token, body),
+                                            "Content-Type": "application/json"})

@@ -1,0 +1,48 @@
+"""A client for the CRM sandbox's admin surface: what the demo and the tests do as a franchisee's staff would."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+
+class CrmSandboxAdmin:
+    def __init__(self, base_url: str) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/admin", timeout=10)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._http.post(path, json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def create_account(self, account_id: str, name: str, parent_id: str | None = None,
+                       webhook_url: str | None = None, webhook_secret: str | None = None,
+                       royalty_rate: str = "0", marketing_rate: str = "0") -> dict[str, Any]:
+        """The account with its keys: `access_token` (the enterprise's) and `web_key` (this account's)."""
+        return self._post("/accounts", {"account_id": account_id, "name": name, "parent_id": parent_id,
+                                        "webhook_url": webhook_url, "webhook_secret": webhook_secret,
+                                        "royalty_rate": royalty_rate, "marketing_rate": marketing_rate})
+
+    def create_contact(self, account_id: str, **fields: Any) -> dict[str, Any]:
+        return self._post(f"/accounts/{account_id}/contacts", fields)
+
+    def create_proposal(self, account_id: str, client_id: str, lines: list[dict[str, Any]],
+                        number: str | None = None) -> dict[str, Any]:
+        return self._post(f"/accounts/{account_id}/proposals",
+                          {"client_id": client_id, "proposal_number": number, "line_items": lines})
+
+    def move_step(self, account_id: str, client_id: str, step: str, proposal_id: str | None = None) -> dict[str, Any]:
+        return self._post(f"/accounts/{account_id}/contacts/{client_id}/step",
+                          {"sales_cycle": step, "proposal_id": proposal_id})
+
+    def add_payment(self, account_id: str, proposal_id: str, amount: Decimal, received_on: date,
+                    tip: Decimal = Decimal(0), method: str = "card") -> dict[str, Any]:
+        return self._post(f"/accounts/{account_id}/proposals/{proposal_id}/payments",
+                          {"amount": str(amount), "tip": str(tip), "method": method,
+                           "payment_date": received_on.isoformat()})
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        response = self._http.get("/webhooks")
+        response.raise_for_status()
+        return list(response.json())

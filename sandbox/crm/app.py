@@ -1,0 +1,277 @@
+"""The CRM sandbox's HTTP surface: ClientTether's v2 API (`/v2/api/<call>`, `X-Access-Token` and `X-Web-Key`,
+the `ResultCode` envelope), an admin API to drive it as a franchisee's staff would, and signed webhooks to
+Ledgerflow when a sales-cycle step changes."""
+
+import json
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from models.crm_webhooks import SIGNATURE_HEADER, sign
+from sandbox.crm.store import Account, CrmStore, now_iso
+from sandbox.delivery import WebhookDelivery
+
+MAX_PAGE = 100
+
+
+class CrmError(Exception):
+    def __init__(self, code: str, message: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def envelope(data: list[dict[str, Any]] | dict[str, Any], total: int | None = None) -> dict[str, Any]:
+    rows = data if isinstance(data, list) else [data]
+    return {"ResultCode": "CT_200", "Message": "Success", "data": rows,
+            "TotalRecord": len(rows) if total is None else total}
+
+
+class NewAccount(BaseModel):
+    account_id: str
+    name: str
+    parent_id: str | None = None
+    royalty_rate: Decimal = Decimal("0")
+    marketing_rate: Decimal = Decimal("0")
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+
+class NewProposal(BaseModel):
+    client_id: str
+    proposal_number: str | None = None
+    line_items: list[dict[str, Any]] = Field(min_length=1)
+
+
+class NewPayment(BaseModel):
+    amount: Decimal = Field(gt=0)
+    tip: Decimal = Decimal("0")
+    method: str = "card"
+    payment_date: date
+
+
+class StepMove(BaseModel):
+    sales_cycle: str  # a step's id or name
+    proposal_id: str | None = None  # the proposal the move is about; the contact's latest when not given
+
+
+def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None = None) -> FastAPI:
+    store = store or CrmStore()
+    delivery = delivery or WebhookDelivery()
+    app = FastAPI(title="CRM sandbox (ClientTether v2)", docs_url=None, redoc_url=None)
+    app.state.store, app.state.delivery = store, delivery
+
+    @app.exception_handler(CrmError)
+    async def _error(_request: Request, error: CrmError) -> JSONResponse:
+        return JSONResponse({"ResultCode": error.code, "Message": error.message, "data": []}, status_code=error.status)
+
+    def account_of(x_access_token: Annotated[str | None, Header()] = None,
+                   x_web_key: Annotated[str | None, Header()] = None) -> Account:
+        if not x_access_token or not x_web_key:
+            raise CrmError("CT501", "Access token or web key is missing", 401)
+        if x_access_token != store.access_token:
+            raise CrmError("CT501", "Invalid access token", 401)
+        account = store.account_by_web_key(x_web_key)
+        if account is None:
+            raise CrmError("CT501", "Invalid web key", 401)
+        return account
+
+    AccountDep = Annotated[Account, Depends(account_of)]
+
+    def own_contact(account: Account, client_id: str) -> dict[str, Any]:
+        contact = store.contacts.get(client_id)
+        if contact is None or contact["account_id"] != account.account_id:
+            raise CrmError("CT_515", "Record not found")
+        return contact
+
+    def own_proposal(account: Account, proposal_id: str) -> dict[str, Any]:
+        proposal = store.proposals.get(proposal_id)
+        if proposal is None or proposal["account_id"] != account.account_id:
+            raise CrmError("CT_515", "Record not found")
+        return proposal
+
+    async def fields(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as error:
+            raise CrmError("CT_400", "Body is not JSON", 400) from error
+        if not isinstance(body, dict):
+            raise CrmError("CT_400", "Body must be an object", 400)
+        return body
+
+    # -- contacts --------------------------------------------------------------------------------------
+    @app.get("/v2/api/read_client_list")
+    def read_client_list(account: AccountDep, limit: int = MAX_PAGE, offset: int = 0) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise CrmError("CT_400", f"limit must be between 1 and {MAX_PAGE}")
+        contacts = store.contacts_of(account)
+        return envelope(contacts[offset:offset + limit], total=len(contacts))
+
+    @app.get("/v2/api/read_client_by_id/{client_id}")
+    def read_client_by_id(account: AccountDep, client_id: str) -> dict[str, Any]:
+        return envelope(own_contact(account, client_id))
+
+    @app.get("/v2/api/read_client_exist")
+    def read_client_exist(account: AccountDep, email: str | None = None, phone: str | None = None) -> dict[str, Any]:
+        found = [c for c in store.contacts_of(account)
+                 if (email and c["email"].casefold() == email.casefold()) or (phone and c["phone"] == phone)]
+        if not found:
+            raise CrmError("CT_515", "Record not found")
+        return envelope(found)
+
+    @app.post("/v2/api/create_client")
+    async def create_client(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        if not (body.get("firstName") or body.get("lastName") or body.get("compName")):
+            raise CrmError("CT_525", "Insert failed: a name is required")
+        return envelope(store.create_contact(account, body))
+
+    @app.post("/v2/api/update_client_by_id")
+    async def update_client_by_id(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        contact = own_contact(account, str(body.pop("client_id", "")))
+        with store.lock:
+            contact.update({k: v for k, v in body.items() if k not in ("account_id", "created")},
+                           last_modified_date=now_iso())
+        return envelope(dict(contact))
+
+    # -- lists -----------------------------------------------------------------------------------------
+    @app.get("/v2/api/read_sales_cycle_list")
+    def read_sales_cycle_list(account: AccountDep) -> dict[str, Any]:
+        return envelope([vars(step) for step in account.steps])
+
+    @app.get("/v2/api/read_lead_source_list")
+    def read_lead_source_list(account: AccountDep) -> dict[str, Any]:
+        return envelope(account.lead_sources)
+
+    @app.get("/v2/api/read_action_plan_list")
+    def read_action_plan_list(account: AccountDep) -> dict[str, Any]:
+        return envelope(account.action_plans)
+
+    @app.get("/v2/api/read_user_list")
+    def read_user_list(account: AccountDep) -> dict[str, Any]:
+        return envelope(account.users)
+
+    # -- notes -----------------------------------------------------------------------------------------
+    @app.get("/v2/api/read_client_history_notes/{client_id}")
+    def read_client_history_notes(account: AccountDep, client_id: str) -> dict[str, Any]:
+        own_contact(account, client_id)
+        return envelope(store.notes.get(client_id, []))
+
+    @app.post("/v2/api/create_history_note")
+    async def create_history_note(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        contact = own_contact(account, str(body.get("client_id", "")))
+        if not body.get("note"):
+            raise CrmError("CT_525", "Insert failed: note is required")
+        return envelope(store.add_note(contact["client_id"], str(body["note"]), str(body.get("type", "note"))))
+
+    # -- proposals (calls the vendor has not published; defined in its style) --------------------------
+    @app.get("/v2/api/read_proposal_by_id/{proposal_id}")
+    def read_proposal_by_id(account: AccountDep, proposal_id: str) -> dict[str, Any]:
+        return envelope(own_proposal(account, proposal_id))
+
+    @app.get("/v2/api/read_proposal_payments/{proposal_id}")
+    def read_proposal_payments(account: AccountDep, proposal_id: str) -> dict[str, Any]:
+        own_proposal(account, proposal_id)
+        return envelope([p for p in store.payments.values() if p["proposal_id"] == proposal_id])
+
+    @app.post("/v2/api/create_proposal_payment")
+    async def create_proposal_payment(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        proposal = own_proposal(account, str(body.get("proposal_id", "")))
+        try:
+            payment = NewPayment.model_validate(body)
+        except ValueError as error:
+            raise CrmError("CT_525", f"Insert failed: {error}") from error
+        return envelope(store.add_payment(proposal["proposal_id"], payment.amount, payment.tip, payment.method,
+                                          payment.payment_date))
+
+    @app.post("/v2/api/update_client_sales_cycle")
+    async def update_client_sales_cycle(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        contact = own_contact(account, str(body.get("client_id", "")))
+        moved = move_step(account, contact, StepMove(sales_cycle=str(body.get("sales_cycle_id", "")),
+                                                      proposal_id=body.get("proposal_id")))
+        return envelope(moved)
+
+    def move_step(account: Account, contact: dict[str, Any], move: StepMove) -> dict[str, Any]:
+        step = store.step(account, move.sales_cycle)
+        if step is None or not step.sales_cycle_active_status:
+            raise CrmError("CT_515", f"Sales cycle step {move.sales_cycle!r} not found")
+        with store.lock:
+            contact.update(clients_sales_cycle=step.sales_cycle_id, last_modified_date=now_iso())
+        proposals = [p for p in store.proposals.values() if p["client_id"] == contact["client_id"]]
+        proposal = store.proposals.get(move.proposal_id) if move.proposal_id else (proposals[-1] if proposals else None)
+        notify_step_change(account, contact, step.sales_cycle_name, proposal)
+        return dict(contact)
+
+    def notify_step_change(account: Account, contact: dict[str, Any], step_name: str,
+                           proposal: dict[str, Any] | None) -> None:
+        if not account.webhook_url or not account.webhook_secret:
+            return
+        body = json.dumps({
+            "event_id": str(uuid.uuid4()),
+            "account_id": account.account_id,
+            "sales_cycle_step": step_name,
+            "occurred_at": now_iso(),
+            "contact": {"id": contact["client_id"], "first_name": contact["firstName"],
+                        "last_name": contact["lastName"], "company_name": contact["compName"] or None,
+                        "email": contact["email"] or None, "phone": contact["phone"] or None},
+            "proposal": None if proposal is None else {
+                "id": proposal["proposal_id"], "number": proposal["proposal_number"],
+                "lines": [{"product": line.get("product"), "description": line["description"],
+                           "quantity": str(line["quantity"]), "unit_price": str(line["unit_price"])}
+                          for line in proposal["line_items"]]},
+        }).encode()
+        delivery.send(account.webhook_url, body, {SIGNATURE_HEADER: sign(account.webhook_secret, body),
+                                                  "Content-Type": "application/json"})
+
+    # -- admin (sandbox only): what staff do in the CRM's screens --------------------------------------
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/admin/accounts")
+    def admin_create_account(new: NewAccount) -> dict[str, Any]:
+        if new.parent_id is not None and new.parent_id not in store.accounts:
+            raise CrmError("CT_515", f"parent account {new.parent_id} not found", 404)
+        account = store.add_account(**new.model_dump())
+        return {"access_token": store.access_token, **store.describe_account(account)}
+
+    def admin_account(account_id: str) -> Account:
+        account = store.accounts.get(account_id)
+        if account is None:
+            raise CrmError("CT_515", f"account {account_id} not found", 404)
+        return account
+
+    @app.post("/admin/accounts/{account_id}/contacts")
+    def admin_create_contact(account_id: str, contact: dict[str, Any]) -> dict[str, Any]:
+        return store.create_contact(admin_account(account_id), contact)
+
+    @app.post("/admin/accounts/{account_id}/proposals")
+    def admin_create_proposal(account_id: str, new: NewProposal) -> dict[str, Any]:
+        account = admin_account(account_id)
+        own_contact(account, new.client_id)
+        return store.create_proposal(account, new.client_id, new.line_items, new.proposal_number)
+
+    @app.post("/admin/accounts/{account_id}/contacts/{client_id}/step")
+    def admin_move_step(account_id: str, client_id: str, move: StepMove) -> dict[str, Any]:
+        account = admin_account(account_id)
+        return move_step(account, own_contact(account, client_id), move)
+
+    @app.post("/admin/accounts/{account_id}/proposals/{proposal_id}/payments")
+    def admin_add_payment(account_id: str, proposal_id: str, payment: NewPayment) -> dict[str, Any]:
+        own_proposal(admin_account(account_id), proposal_id)
+        return store.add_payment(proposal_id, payment.amount, payment.tip, payment.method, payment.payment_date)
+
+    @app.get("/admin/webhooks")
+    def admin_webhooks() -> list[dict[str, Any]]:
+        """Every webhook delivered so far, with the receiver's final answer."""
+        return [{"url": url, "status": status, "body": json.loads(body)} for url, body, status in delivery.delivered]
+
+    return app

@@ -1,0 +1,126 @@
+"""The CRM adapter (httpx, ClientTether v2) against the CRM sandbox over HTTP."""
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from activities.crm import CrmClient, CrmError, CrmNotFound, CrmUnavailable, crm_client_for
+from config.settings import Settings
+from models.crm_credentials import save_crm_credentials
+from sandbox.crm.admin import CrmSandboxAdmin
+
+
+@pytest.fixture
+def account(settings: Settings, engine: Engine) -> str:
+    """A fresh sub-account of a franchisor in the CRM sandbox, its keys stored for the adapter."""
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    parent = admin.create_account(f"fr-{uuid.uuid4().hex[:6]}", "Franchisor")
+    account_id = f"fe-{uuid.uuid4().hex[:6]}"
+    created = admin.create_account(account_id, "Franchisee", parent_id=parent["account_id"], royalty_rate="0.06")
+    save_crm_credentials(engine, account_id, created["access_token"], created["web_key"])
+    return account_id
+
+
+@pytest.fixture
+def crm(settings: Settings, engine: Engine, account: str) -> CrmClient:
+    return crm_client_for(settings, engine, account)
+
+
+def test_contacts_created_found_read_and_updated(crm: CrmClient) -> None:
+    created = crm.create_contact({"firstName": "Dana", "lastName": "Whitfield", "email": "Dana@Example.com",
+                                  "phone": "5125550142"})
+    assert crm.find_contact(email="dana@example.com")["client_id"] == created["client_id"]  # type: ignore[index]
+    assert crm.find_contact(phone="5125550142")["client_id"] == created["client_id"]  # type: ignore[index]
+    assert crm.find_contact(email="nobody@example.com") is None
+    crm.update_contact(created["client_id"], {"city": "Austin"})
+    assert crm.contact(created["client_id"])["city"] == "Austin"
+
+
+def test_contact_list_pages_past_100(crm: CrmClient) -> None:
+    for n in range(130):
+        crm.create_contact({"firstName": f"Lead{n}"})
+    names = [c["firstName"] for c in crm.contacts()]
+    assert len(names) == 130 and len(set(names)) == 130
+
+
+def test_not_found_and_refusals_are_clear(crm: CrmClient, settings: Settings) -> None:
+    with pytest.raises(CrmNotFound):
+        crm.contact("999999")
+    with pytest.raises(CrmError) as refused:
+        crm.create_contact({"email": "no-name@example.com"})
+    assert refused.value.code == "CT_525"
+    with CrmClient(settings.crm_api_url, "wrong-token", "wrong-key") as stranger, pytest.raises(CrmError) as bad:
+        stranger.sales_cycle()
+    assert bad.value.code == "CT501"
+
+
+def test_accounts_see_only_their_own_records(crm: CrmClient, settings: Settings, engine: Engine) -> None:
+    mine = crm.create_contact({"firstName": "Mine"})
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    other = admin.create_account(f"fe-{uuid.uuid4().hex[:6]}", "Other franchisee")
+    with CrmClient(settings.crm_api_url, other["access_token"], other["web_key"]) as theirs:
+        with pytest.raises(CrmNotFound):
+            theirs.contact(mine["client_id"])
+        assert list(theirs.contacts()) == []
+
+
+def test_lists_notes_proposals_payments_and_steps(crm: CrmClient, settings: Settings, account: str) -> None:
+    steps = {s["sales_cycle_name"]: s for s in crm.sales_cycle()}
+    assert steps["Proposal Sent"]["quoted"] and steps["Job Complete"]["closed"]
+    assert {s["lead_source_name"] for s in crm.lead_sources()} >= {"Angi", "Thumbtack"}
+    assert crm.action_plans() and crm.users()
+
+    contact = crm.create_contact({"firstName": "Lee", "lastName": "Park"})
+    crm.create_history_note(contact["client_id"], "Called about gutters")
+    assert [n["note"] for n in crm.history_notes(contact["client_id"])] == ["Called about gutters"]
+
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    proposal = admin.create_proposal(account, contact["client_id"], number="Q-77", lines=[
+        {"product": "Gutter Cleaning", "description": "Front and back", "quantity": "1", "unit_price": "289.00"}])
+    read = crm.proposal(proposal["proposal_id"])
+    assert read["proposal_number"] == "Q-77" and read["line_items"][0]["unit_price"] == "289.00"
+    crm.record_payment(proposal["proposal_id"], Decimal("100.00"), Decimal("10.00"), "card", date(2026, 11, 20))
+    [payment] = crm.proposal_payments(proposal["proposal_id"])
+    assert (payment["amount"], payment["tip"], payment["payment_date"]) == ("100.00", "10.00", "2026-11-20")
+
+    moved = crm.move_step(contact["client_id"], steps["Proposal Sent"]["sales_cycle_id"])
+    assert moved["clients_sales_cycle"] == steps["Proposal Sent"]["sales_cycle_id"]
+
+
+def test_transient_failures_are_retried_and_refusals_are_not() -> None:
+    """Retry semantics on a scripted transport: 503s and dropped connections are retried, an answered
+    refusal is not."""
+    calls: list[str] = []
+    script = iter([httpx.Response(503), httpx.ConnectError("refused"),
+                   httpx.Response(200, json={"ResultCode": "CT_200", "data": [{"ok": 1}], "TotalRecord": 1})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        step = next(script)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    with CrmClient("http://crm.test", "t", "k", retries=3, transport=httpx.MockTransport(handler)) as client:
+        assert client.users() == [{"ok": 1}]
+    assert len(calls) == 3
+
+    refused: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        refused.append(request.url.path)
+        return httpx.Response(200, json={"ResultCode": "CT520", "Message": "duplicate"})
+
+    with CrmClient("http://crm.test", "t", "k", retries=3, transport=httpx.MockTransport(refuse)) as client, \
+            pytest.raises(CrmError):
+        client.create_contact({"firstName": "x"})
+    assert len(refused) == 1
+
+    with CrmClient("http://crm.test", "t", "k", retries=2,
+                   transport=httpx.MockTransport(lambda r: httpx.Response(502))) as client, \
+            pytest.raises(CrmUnavailable):
+        client.users()

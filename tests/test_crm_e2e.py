@@ -1,0 +1,82 @@
+"""End to end from the CRM: staff move a contact to "Proposal Sent" in the CRM sandbox; its signed webhook
+reaches the API, the proposal's workflow runs on the dev server, and the estimate lands in QBO."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from config.settings import Settings
+from models.proposals import proposal_workflow_id
+from sandbox.crm.admin import CrmSandboxAdmin
+from sandbox.qbo.admin import list_objects
+from sandbox.serve import ServerThread
+from worker import build_worker
+from workflows.proposal import ProposalWorkflow
+
+ACCOUNT = "acme-austin"
+
+
+@pytest.fixture
+def e2e_settings(settings: Settings, dev_env: WorkflowEnvironment) -> Settings:
+    return settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host})
+
+
+@pytest.fixture
+def api(e2e_settings: Settings, engine: Engine) -> Iterator[ServerThread]:
+    with ServerThread(create_app(e2e_settings)) as server:
+        yield server
+
+
+@pytest.fixture
+def crm_account(e2e_settings: Settings, api: ServerThread) -> str:
+    """The franchisee's account in the CRM sandbox (made afresh for each test), its webhooks pointed at this
+    test's API and signed with the secret the API expects."""
+    account_id = ACCOUNT
+    admin = CrmSandboxAdmin(e2e_settings.crm_api_url)
+    admin.create_account(account_id, "Acme Home Services of Austin",
+                         webhook_url=f"{api.url}/crm/{account_id}/sales-cycle",
+                         webhook_secret=e2e_settings.crm_webhook_secrets[account_id].get_secret_value())
+    return account_id
+
+
+async def test_moving_a_step_in_the_crm_creates_the_estimate(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, crm_account: str
+) -> None:
+    admin = CrmSandboxAdmin(e2e_settings.crm_api_url)
+    contact = admin.create_contact(crm_account, firstName="Morgan", lastName=f"Reyes {uuid.uuid4().hex[:4]}",
+                                   email="morgan@example.com")
+    number = f"Q-{uuid.uuid4().hex[:6]}"
+    proposal = admin.create_proposal(crm_account, contact["client_id"], number=number, lines=[
+        {"product": "Roof Inspection", "description": "Full roof", "quantity": "1", "unit_price": "149.00"},
+        {"product": "Gutter Guard", "description": "Per foot", "quantity": "40", "unit_price": "4.25"}])
+    with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
+        async with build_worker(dev_env.client, e2e_settings, executor):
+            admin.move_step(crm_account, contact["client_id"], "Contacted")  # not mapped: starts nothing
+            admin.move_step(crm_account, contact["client_id"], "Proposal Sent")
+            handle = dev_env.client.get_workflow_handle(proposal_workflow_id(crm_account, proposal["proposal_id"]))
+            state = None
+            for _ in range(300):
+                try:
+                    state = await handle.query(ProposalWorkflow.state)
+                    if state.estimate_id:
+                        break
+                except RPCError:
+                    pass  # the webhook has not arrived yet
+                await asyncio.sleep(0.1)
+    assert state is not None and state.estimate_id
+    [estimate] = [e for e in list_objects(e2e_settings.qbo_api_url, account_realm, "Estimate")
+                  if e["DocNumber"] == number]
+    assert Decimal(str(estimate["TotalAmt"])) == Decimal("319.00")  # 149.00 + 40 x 4.25
+    items = {i["Name"] for i in list_objects(e2e_settings.qbo_api_url, account_realm, "Item")}
+    assert {"Roof Inspection", "Gutter Guard"} <= items
+    deliveries = [w for w in admin.webhooks() if w["body"]["contact"]["id"] == contact["client_id"]]
+    assert sorted((w["body"]["sales_cycle_step"], w["status"]) for w in deliveries) == [
+        ("Contacted", 200), ("Proposal Sent", 202)]
