@@ -24,7 +24,7 @@ import httpx
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models import search_attributes
-from models.db import create_tables, get_engine
+from models.db import SchemaOutOfDate, create_tables, get_engine
 from sandbox.qbo.admin import sandbox_root
 from starter import play_demo
 
@@ -94,6 +94,7 @@ class Stack:
             ("Temporal frontend", "LEDGERFLOW_TEMPORAL_ADDRESS", temporal.port or 7233),
             ("Temporal UI", "LEDGERFLOW_TEMPORAL_UI_PORT", s.temporal_ui_port),
             ("QBO sandbox", "LEDGERFLOW_QBO_SANDBOX_PORT", s.qbo_sandbox_port),
+            ("CRM sandbox", "LEDGERFLOW_CRM_SANDBOX_PORT", s.crm_sandbox_port),
             ("HTTP API", "LEDGERFLOW_API_PORT", s.api_port),
         ]
 
@@ -118,13 +119,19 @@ class Stack:
                                  "--log-level", "warn", *attributes], logs / "temporal.log"),
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
+            Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port)],
+                    logs / "crm-sandbox.log"),
         ]
-        create_tables(get_engine(s.database_url))  # once, before the API and the worker both look
+        try:
+            create_tables(get_engine(s.database_url))  # once, before the API and the worker both look
+        except SchemaOutOfDate as error:
+            raise StackError(str(error)) from error
         print(f"Starting the embedded stack (logs in {logs})")
         for service in self.services:
             service.start()
         asyncio.run(self._wait_for_temporal())
         self._wait_for_http("QBO sandbox", self.services[1], f"{sandbox_root(s.qbo_api_url)}/healthz")
+        self._wait_for_http("CRM sandbox", self.services[2], f"{s.crm_api_url}/healthz")
         api = Service("api", [python, "-m", "uvicorn", "api.app:app", "--host", s.api_host, "--port",
                               str(s.api_port), "--log-level", "warning"], logs / "api.log")
         worker = Service("worker", [python, "worker.py"], logs / "worker.log")

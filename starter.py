@@ -23,6 +23,7 @@ from config.temporal import connect
 from dispatch import send_sales_cycle_change
 from models.accounts import Franchisee
 from models.audit import QboAuditLog
+from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
 from models.money import cents
@@ -35,7 +36,8 @@ from models.proposals import (
     proposal_workflow_id,
 )
 from models.qbo_connection import save_connection
-from sandbox.qbo.admin import connect_company, list_objects
+from sandbox.crm.admin import CrmSandboxAdmin
+from sandbox.qbo.admin import connect_company, list_objects, sandbox_root
 from workflows.proposal import ProposalWorkflow
 
 
@@ -111,77 +113,94 @@ async def cmd_proposal_show(settings: Settings, args: argparse.Namespace) -> int
 
 # -- the demo scenario ---------------------------------------------------------------------------------
 DEMO_ACCOUNT = "acme-austin"
+DEMO_NUMBER = "P-9001"
+DEMO_LINES = [
+    {"product": "Gutter Cleaning", "description": "Two-storey home, front and back", "quantity": "1",
+     "unit_price": "289.00"},
+    {"product": "Downspout Flush", "description": "Per downspout", "quantity": "4", "unit_price": "17.50"},
+]
 
 
-def demo_change(event_id: str) -> SalesCycleChange:
-    return SalesCycleChange(
-        event_id=event_id,
-        account_id=DEMO_ACCOUNT,
-        sales_cycle_step="Proposal Sent",
-        occurred_at=datetime(2026, 11, 20, 15, 30, tzinfo=UTC),
-        contact=CrmContact(id="C-5001", first_name="Dana", last_name="Whitfield",
-                           email="dana.whitfield@example.com", phone="5125550142"),
-        proposal=Proposal(id="P-9001", number="P-9001", lines=[
-            ProposalLine(description="Gutter cleaning, two-storey home", quantity=Decimal(1),
-                         unit_price=Decimal("289.00")),
-            ProposalLine(description="Downspout flush", quantity=Decimal(4), unit_price=Decimal("17.50")),
-        ]),
-    )
-
-
-async def play_demo(settings: Settings) -> bool:
-    """Send one proposal event through the HTTP front door, twice plus a re-delivery under a new event id,
-    then check QuickBooks holds exactly one customer and one estimate for it. Returns whether it did."""
-    engine = _engine(settings)
+def _connect_demo_network(settings: Settings, engine: Any, crm: CrmSandboxAdmin) -> None:
+    """What onboarding does: the network installed, each franchisee's QBO company connected (OAuth) and its
+    CRM account's keys stored, the CRM's webhooks pointed at our API with the account's secret."""
     network = load_network(settings.network_file)
     install_network(engine, network)
     for franchisee in network.franchisees:
         save_connection(engine, franchisee.qbo_realm_id,
                         connect_company(settings.qbo_api_url, franchisee.qbo_realm_id))
+        account = crm.create_account(
+            franchisee.account_id, franchisee.name,
+            webhook_url=f"{settings.api_url}/crm/{franchisee.account_id}/sales-cycle",
+            webhook_secret=settings.crm_webhook_secrets[franchisee.account_id].get_secret_value(),
+            royalty_rate=str(franchisee.royalty_rate), marketing_rate=str(franchisee.marketing_rate))
+        save_crm_credentials(engine, franchisee.account_id, account["access_token"], account["web_key"])
+
+
+async def play_demo(settings: Settings) -> bool:
+    """Staff create a contact and a proposal in the CRM and move the contact to "Proposal Sent", twice; the
+    CRM's webhook is also delivered again, as a retrying sender would. Then check that QuickBooks holds
+    exactly one customer and one estimate for it, with the proposal's total. Returns whether it does."""
+    engine = _engine(settings)
+    crm = CrmSandboxAdmin(settings.crm_api_url)
+    _connect_demo_network(settings, engine, crm)
     franchisee = _franchisee(settings, DEMO_ACCOUNT)
+
+    print("\n== Demo: in the CRM, Dana Whitfield gets proposal P-9001 and reaches 'Proposal Sent' ==")
+    contact = crm.create_contact(DEMO_ACCOUNT, firstName="Dana", lastName="Whitfield",
+                                 email="dana.whitfield@example.com", phone="5125550142")
+    proposal = crm.create_proposal(DEMO_ACCOUNT, contact["client_id"], DEMO_LINES, DEMO_NUMBER)
+    for _ in range(2):
+        crm.move_step(DEMO_ACCOUNT, contact["client_id"], "Proposal Sent", proposal["proposal_id"])
+        print(f"  CRM: contact {contact['client_id']} moved to 'Proposal Sent' (proposal {proposal['proposal_id']})")
+    webhooks: list[dict[str, Any]] = []
+    for _ in range(100):
+        webhooks = [w for w in crm.webhooks() if w["body"]["contact"]["id"] == contact["client_id"]]
+        if len(webhooks) == 2:
+            break
+        await asyncio.sleep(0.1)
+    for webhook in webhooks:
+        print(f"  CRM -> POST {webhook['url']} ({webhook['body']['event_id'][:8]}...) -> {webhook['status']}")
+    if len(webhooks) != 2 or any(w["status"] != 202 for w in webhooks):
+        print("Demo FAILED: the CRM's webhooks were not accepted")
+        return False
+    body = json.dumps(webhooks[0]["body"]).encode()
     secret = settings.crm_webhook_secrets[DEMO_ACCOUNT].get_secret_value()
+    async with httpx.AsyncClient(timeout=30) as http:
+        again = await http.post(webhooks[0]["url"], content=body,
+                                headers={SIGNATURE_HEADER: sign(secret, body), "Content-Type": "application/json"})
+    print(f"  CRM -> the first webhook delivered again -> {again.status_code}")
 
-    print("\n== Demo: a contact reaches 'Proposal Sent' in the CRM ==")
-    async with httpx.AsyncClient(base_url=settings.api_url, timeout=30) as api:
-        for event_id in ("demo-evt-1", "demo-evt-1", "demo-evt-2"):
-            body = demo_change(event_id).model_dump_json().encode()
-            response = await api.post(f"/crm/{DEMO_ACCOUNT}/sales-cycle", content=body,
-                                      headers={SIGNATURE_HEADER: sign(secret, body),
-                                               "Content-Type": "application/json"})
-            print(f"  POST /crm/{DEMO_ACCOUNT}/sales-cycle ({event_id}) -> {response.status_code} {response.text}")
-            if response.status_code != 202:
-                return False
-
-    change = demo_change("demo")
-    assert change.proposal is not None
     client = await connect(settings)
     state = ProposalState()
+    sent = {w["body"]["event_id"] for w in webhooks}
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        state = await _proposal_state(client, DEMO_ACCOUNT, change.proposal.id)
-        if state.estimate_id and {"demo-evt-1", "demo-evt-2"} <= set(state.events_seen):
+        state = await _proposal_state(client, DEMO_ACCOUNT, proposal["proposal_id"])
+        if state.estimate_id and sent <= set(state.events_seen):
             break
         await asyncio.sleep(0.5)
 
     realm = franchisee.qbo_realm_id
     customers = [c for c in list_objects(settings.qbo_api_url, realm, "Customer")
-                 if c["DisplayName"].casefold() == change.contact.display_name.casefold()]
-    estimates = [e for e in list_objects(settings.qbo_api_url, realm, "Estimate")
-                 if e["DocNumber"] == change.proposal.number]
+                 if c["DisplayName"].casefold() == "dana whitfield"]
+    estimates = [e for e in list_objects(settings.qbo_api_url, realm, "Estimate") if e["DocNumber"] == DEMO_NUMBER]
     with Session(engine) as session:
         audited = session.exec(select(func.count()).select_from(QboAuditLog)
                                .where(QboAuditLog.realm_id == realm)).one()
-
-    workflow_id = proposal_workflow_id(DEMO_ACCOUNT, change.proposal.id)
+    expected = cents(sum((Decimal(line["quantity"]) * Decimal(line["unit_price"]) for line in DEMO_LINES),
+                         start=Decimal(0)))
+    workflow_id = proposal_workflow_id(DEMO_ACCOUNT, proposal["proposal_id"])
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{quote(workflow_id, safe='')}"
-    ok = (len(customers) == 1 and len(estimates) == 1 and state.customer_id == customers[0]["Id"]
-          and state.estimate_id == estimates[0]["Id"]
-          and Decimal(str(estimates[0]["TotalAmt"])) == change.proposal.total)
+    ok = (sent <= set(state.events_seen) and len(customers) == 1 and len(estimates) == 1
+          and state.customer_id == customers[0]["Id"]
+          and state.estimate_id == estimates[0]["Id"] and Decimal(str(estimates[0]["TotalAmt"])) == expected)
     print("\n== What landed ==")
     print(f"  Temporal UI:        {settings.temporal_ui_url}")
     print(f"  Workflow:           {workflow_id}\n                      {ui}")
-    print(f"  Search in the UI:   ProposalId = \"{change.proposal.id}\" (also AccountId, ContactId, Franchisor, Stage)")
-    print(f"  QBO company {realm}:")
+    print(f"  Search in the UI:   ProposalId = \"{proposal['proposal_id']}\" "
+          "(also AccountId, ContactId, Franchisor, Stage)")
+    print(f"  QBO company {realm} (inspect: {sandbox_root(settings.qbo_api_url)}/admin/companies/{realm}):")
     for customer in customers:
         print(f"    Customer {customer['Id']}: {customer['DisplayName']}")
     for estimate in estimates:
@@ -189,10 +208,10 @@ async def play_demo(settings: Settings) -> bool:
               f"status {estimate['TxnStatus']} for customer {estimate['CustomerRef']['value']}")
     print(f"  Audit log:          {audited} QBO write(s) recorded for this company")
     print(f"  Workflow state:     stage={state.stage} customer={state.customer_id} "
-          f"estimate={state.estimate_id} events={state.events_seen}")
+          f"estimate={state.estimate_id} events={len(state.events_seen)}")
     print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: "
           f"{len(customers)} customer(s) and {len(estimates)} estimate(s) for 3 deliveries of the event "
-          f"(expected exactly 1 and 1, total {change.proposal.total}).")
+          f"(expected exactly 1 and 1, total {expected}).")
     return ok
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -32,19 +32,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class SchemaOutOfDate(Exception):
+    """The database has tables from an older Ledgerflow: columns this code needs are missing."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Every column the code declares must exist; create_all adds missing tables but never alters one."""
+    inspector = inspect(engine)
+    missing = [f"{table.name}.{column.name}" for table in SQLModel.metadata.sorted_tables
+               if inspector.has_table(table.name)
+               for column in table.columns
+               if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]
+    if missing:
+        raise SchemaOutOfDate(
+            f"the database at {engine.url.render_as_string(hide_password=True)} was made by an older Ledgerflow "
+            f"and lacks {', '.join(missing)}. For the embedded stack, `make clean` starts afresh.")
+
+
 def create_tables(engine: Engine) -> None:
-    """Create every table that is missing. Importing the table modules registers them on the metadata."""
+    """Create every table that is missing, then check the existing ones are current. Importing the table
+    modules registers them on the metadata."""
     from models import accounts, audit, crm_credentials, ledger, qbo_connection, qbo_limits  # noqa: F401
 
     for attempt in range(3):
         try:
             SQLModel.metadata.create_all(engine)
-            return
+            break
         except DatabaseError:
             # Two processes creating the same table at once (API and worker starting together): the loser
             # finds the table there on its next look.
             if attempt == 2:
                 raise
+    check_schema(engine)
 
 
 @contextmanager
