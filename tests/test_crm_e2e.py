@@ -80,3 +80,38 @@ async def test_moving_a_step_in_the_crm_creates_the_estimate(
     deliveries = [w for w in admin.webhooks() if w["body"]["contact"]["id"] == contact["client_id"]]
     assert sorted((w["body"]["sales_cycle_step"], w["status"]) for w in deliveries) == [
         ("Contacted", 200), ("Proposal Sent", 202)]
+
+
+def test_webhooks_are_retried_until_the_receiver_is_up(settings: Settings) -> None:
+    """The CRM keeps delivering a webhook while Ledgerflow is down; it lands once the API answers."""
+    import time
+
+    from fastapi import FastAPI, Request
+
+    from sandbox.serve import free_port
+
+    port = free_port()
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    account = f"retry-{uuid.uuid4().hex[:6]}"
+    admin.create_account(account, "Retry Co", webhook_url=f"http://127.0.0.1:{port}/crm/{account}/sales-cycle",
+                         webhook_secret="s3cret")
+    contact = admin.create_contact(account, firstName="Late")
+    admin.move_step(account, contact["client_id"], "Contacted")  # the receiver is not there yet
+    received: list[bytes] = []
+    receiver = FastAPI()
+
+    @receiver.post("/crm/{account_id}/sales-cycle")
+    async def hook(request: Request) -> dict[str, str]:
+        received.append(await request.body())
+        return {}
+
+    time.sleep(1.0)
+    with ServerThread(receiver, port=port):
+        for _ in range(200):
+            if received:
+                break
+            time.sleep(0.1)
+    assert len(received) == 1
+    [delivery] = [w for w in admin.webhooks() if w["body"]["contact"]["id"] == contact["client_id"]
+                  and w["body"]["account_id"] == account]
+    assert delivery["status"] == 200

@@ -5,6 +5,7 @@ it honest."""
 import base64
 import hashlib
 import hmac
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -510,3 +511,21 @@ def test_dump_shows_what_landed(qb: QuickBooks, settings: Settings, realm_id: st
     dump = dump_company(settings.qbo_api_url, realm_id)
     assert [c["DisplayName"] for c in dump["objects"]["Customer"]] == ["Visible Co"]
     assert dump["peak_in_flight"] >= 1
+
+
+def test_responses_are_200_with_an_intuit_tid(qb: QuickBooks, settings: Settings, realm_id: str) -> None:
+    token = qb.session.access_token  # type: ignore[union-attr]
+    item_id = Item.all(qb=qb)[0].Id
+    response = httpx.get(f"{settings.qbo_api_url}/company/{realm_id}/item/{item_id}",
+                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    assert response.status_code == 200 and response.headers["intuit_tid"]
+
+
+def test_pages_default_to_100_and_cap_at_1000(qb: QuickBooks) -> None:
+    for start in range(0, 1050, 30):  # 1050 vendors, 30 to a batch
+        items = [{"bId": f"v{i}", "operation": "create", "Vendor": {"DisplayName": f"Vendor {i}"}}
+                 for i in range(start, start + 30)]
+        qb.batch_operation(json.dumps({"BatchItemRequest": items}))
+    assert len(Vendor.where("", qb=qb)) == 100
+    assert len(Vendor.where("", max_results=2000, qb=qb)) == 1000
+    assert Vendor.count(qb=qb) == 1050

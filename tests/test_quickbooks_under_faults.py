@@ -170,16 +170,17 @@ def test_concurrent_applications_of_one_payment_apply_it_once(qbo: QuickBooksAct
     assert Decimal(str(balance)) == Decimal("289.00")
 
 
-def test_limits_hold_across_concurrent_callers(qbo: QuickBooksActivities, fast_settings: Settings,
-                                               realm_id: str) -> None:
-    """30 callers at once on one company: never more than 10 calls in flight at QBO, never QBO's own 429."""
+def test_limits_hold_across_concurrent_callers(fast_settings: Settings, engine: Engine, realm_id: str) -> None:
+    """30 callers at once on one company, through two workers' connectors: never more than 10 calls in flight
+    at QBO, never QBO's own 429."""
     set_faults(fast_settings.qbo_api_url, realm_id, latency_seconds=0.1)
+    workers = [QboConnector(fast_settings, engine) for _ in range(2)]
     busy: list[str] = []
 
     def one_call(n: int) -> int:
         for _ in range(200):
             try:
-                return len(qbo.qbo.call(realm_id, lambda qb: qb.query("SELECT * FROM Item")))
+                return len(workers[n % 2].call(realm_id, lambda qb: qb.query("SELECT * FROM Item")))
             except RealmBusy as error:
                 busy.append(error.type or "")
                 import time
