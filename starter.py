@@ -131,7 +131,7 @@ def _connect_demo_network(settings: Settings, engine: Any, crm: CrmSandboxAdmin)
                         connect_company(settings.qbo_api_url, franchisee.qbo_realm_id))
         account = crm.create_account(
             franchisee.account_id, franchisee.name,
-            webhook_url=f"{settings.api_url}/crm/{franchisee.account_id}/sales-cycle",
+            webhook_url=f"{settings.api_url}/crm/{franchisee.account_id}",
             webhook_secret=settings.crm_webhook_secrets[franchisee.account_id].get_secret_value(),
             royalty_rate=str(franchisee.royalty_rate), marketing_rate=str(franchisee.marketing_rate))
         save_crm_credentials(engine, franchisee.account_id, account["access_token"], account["web_key"])

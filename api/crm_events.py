@@ -1,63 +1,62 @@
-"""CRM webhooks: each call is authenticated with the account's HMAC secret, validated, then handed to the
-proposal's workflow. Bad input gets a clear 4xx and starts nothing."""
+"""CRM webhooks: each call is authenticated with the account's HMAC secret over the raw body, validated,
+then handed to the proposal's workflow. It answers only once Temporal has the event, so an accepted event is
+never lost and a duplicate delivery is harmless. Bad input gets a clear 4xx and starts nothing."""
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.openapi import documented_body
-from dispatch import send_sales_cycle_change
+from config.settings import Settings
+from dispatch import Dispatched, send_payment_added, send_proposal_changed, send_sales_cycle_change
 from models.accounts import Franchisee
 from models.crm_webhooks import SIGNATURE_HEADER, signature_matches
-from models.proposals import SalesCycleChange
+from models.proposals import PaymentAdded, ProposalChanged, SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
 # Temporal answers that mean "not now": the sender should deliver again later.
 TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
              RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "nothing to do for this event: nothing started"},
+    401: {"description": f"missing or bad {SIGNATURE_HEADER}"},
+    404: {"description": "unknown account"},
+    413: {"description": "body too large"},
+    422: {"description": "malformed body; the detail names the field"},
+    503: {"description": "Temporal unavailable: deliver again later"},
+}
+Event = TypeVar("Event", bound=BaseModel)
+Sender = Callable[[Client, Settings, Franchisee, Any], Awaitable[Dispatched]]
 
 
-@router.post(
-    "/{account_id}/sales-cycle",
-    status_code=status.HTTP_202_ACCEPTED,
-    openapi_extra=documented_body(SalesCycleChange),
-    responses={
-        200: {"description": "the sales-cycle step is not mapped to a lifecycle stage: nothing started"},
-        401: {"description": f"missing or bad {SIGNATURE_HEADER}"},
-        404: {"description": "unknown account"},
-        413: {"description": "body too large"},
-        422: {"description": "malformed body; the detail names the field"},
-        503: {"description": "Temporal unavailable: deliver again later"},
-    },
-)
-async def sales_cycle_changed(
-    account_id: str,
-    request: Request,
-    x_ledgerflow_signature: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    settings = request.app.state.settings
+async def _accept(account_id: str, request: Request, signature: str | None, model: type[Event],
+                  send: Sender) -> JSONResponse:
+    """The one path of every CRM event: account, signature over the raw bytes, body, then Temporal."""
+    settings: Settings = request.app.state.settings
     with Session(request.app.state.engine) as session:
         franchisee = session.get(Franchisee, account_id)
     if franchisee is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
     secret = settings.crm_webhook_secrets.get(account_id)
     body = await request.body()
-    if secret is None or not signature_matches(secret.get_secret_value(), body, x_ledgerflow_signature):
+    if secret is None or not signature_matches(secret.get_secret_value(), body, signature):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or bad {SIGNATURE_HEADER}")
     try:
-        change = SalesCycleChange.model_validate_json(body)
+        event = model.model_validate_json(body)
     except ValidationError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             error.errors(include_url=False, include_context=False, include_input=False)) from error
-    if change.account_id != account_id:
+    if getattr(event, "account_id", account_id) != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"body is for account {change.account_id!r}, not {account_id!r}")
+                            f"body is for account {getattr(event, 'account_id', '')!r}, not {account_id!r}")
     try:
-        dispatched = await send_sales_cycle_change(request.app.state.temporal, settings, franchisee, change)
+        dispatched = await send(request.app.state.temporal, settings, franchisee, event)
     except RPCError as error:
         if error.status not in TRANSIENT:
             raise
@@ -66,3 +65,28 @@ async def sales_cycle_changed(
                             headers={"Retry-After": "30"}) from error
     code = status.HTTP_202_ACCEPTED if dispatched.status == "accepted" else status.HTTP_200_OK
     return JSONResponse(dispatched.__dict__, status_code=code)
+
+
+Signature = Annotated[str | None, Header(alias=SIGNATURE_HEADER)]
+
+
+@router.post("/{account_id}/sales-cycle", status_code=status.HTTP_202_ACCEPTED, responses=RESPONSES,
+             openapi_extra=documented_body(SalesCycleChange))
+async def sales_cycle_changed(account_id: str, request: Request, signature: Signature = None) -> JSONResponse:
+    """A contact moved to another sales-cycle step. Steps the account maps to a lifecycle stage reach the
+    proposal's workflow; others are acknowledged and ignored."""
+    return await _accept(account_id, request, signature, SalesCycleChange, send_sales_cycle_change)
+
+
+@router.post("/{account_id}/proposal", status_code=status.HTTP_202_ACCEPTED, responses=RESPONSES,
+             openapi_extra=documented_body(ProposalChanged))
+async def proposal_changed(account_id: str, request: Request, signature: Signature = None) -> JSONResponse:
+    """A proposal was edited."""
+    return await _accept(account_id, request, signature, ProposalChanged, send_proposal_changed)
+
+
+@router.post("/{account_id}/payment", status_code=status.HTTP_202_ACCEPTED, responses=RESPONSES,
+             openapi_extra=documented_body(PaymentAdded))
+async def payment_added(account_id: str, request: Request, signature: Signature = None) -> JSONResponse:
+    """A payment was recorded on a proposal."""
+    return await _accept(account_id, request, signature, PaymentAdded, send_payment_added)

@@ -1,11 +1,11 @@
 """The shapes of a CRM proposal as they cross the workflow boundary: events, workflow input and state,
 activity inputs. Ids only, never credentials."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from models.money import Exact, Money, cents
 
@@ -67,16 +67,45 @@ class SalesCycleChange(_Strict):
     event_id: str = Field(min_length=1, max_length=128)
     account_id: str = Field(min_length=1, max_length=64)
     sales_cycle_step: str = Field(min_length=1, max_length=100)
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     contact: CrmContact
     proposal: Proposal | None = None
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("occurred_at must carry a time zone")
-        return value
+
+class CrmPayment(_Strict):
+    """A payment recorded on a CRM proposal."""
+
+    id: str = Field(min_length=1, max_length=64)
+    amount: Money = Field(gt=0)
+    tip: Money = Field(default=Decimal(0), ge=0)
+    received_on: date
+    method: str = Field(default="card", max_length=30)
+
+    @property
+    def total(self) -> Money:
+        return cents(self.amount + self.tip)
+
+
+class ProposalChanged(_Strict):
+    """The CRM says a proposal was edited (lines, prices, number)."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime
+    contact: CrmContact
+    proposal: Proposal
+
+
+class PaymentAdded(_Strict):
+    """The CRM says a payment was recorded on a proposal."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime
+    contact: CrmContact
+    proposal_id: str = Field(min_length=1, max_length=64)
+    proposal_number: str = Field(min_length=1, max_length=21)
+    payment: CrmPayment
 
 
 class ProposalEvent(_Strict):
@@ -107,22 +136,8 @@ class ProposalState(BaseModel):
     events_seen: list[str] = Field(default_factory=list)
     # Events whose stage this version does not act on yet, kept whole so a later version can, and
     # events a final QBO fault stopped.
-    deferred_events: list[ProposalEvent] = Field(default_factory=list)
+    deferred_events: list[ProposalEvent | ProposalChanged | PaymentAdded] = Field(default_factory=list)
     failed_events: list[str] = Field(default_factory=list)
-
-
-class CrmPayment(_Strict):
-    """A payment recorded on a CRM proposal."""
-
-    id: str = Field(min_length=1, max_length=64)
-    amount: Money = Field(gt=0)
-    tip: Money = Field(default=Decimal(0), ge=0)
-    received_on: date
-    method: str = Field(default="card", max_length=30)
-
-    @property
-    def total(self) -> Money:
-        return cents(self.amount + self.tip)
 
 
 class EnsureCustomerInput(_Strict):

@@ -8,8 +8,10 @@ import asyncio
 import os
 import sys
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -18,7 +20,15 @@ from temporalio.worker import Worker
 
 from config.settings import get_settings
 from models import search_attributes
-from models.proposals import ProposalEvent, ProposalInput, Stage, proposal_workflow_id
+from models.proposals import (
+    CrmPayment,
+    PaymentAdded,
+    ProposalChanged,
+    ProposalEvent,
+    ProposalInput,
+    Stage,
+    proposal_workflow_id,
+)
 from tests import factories
 from tests.stubs import StubQuickBooks
 from workflows.proposal import ProposalWorkflow
@@ -26,17 +36,23 @@ from workflows.proposal import ProposalWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def _proposal_scenario(client: Client, task_queue: str, name: str, events: list[ProposalEvent]) -> None:
+async def _proposal_scenario(client: Client, task_queue: str, name: str, events: list[Any]) -> None:
     workflow_id = proposal_workflow_id("acme-austin", f"{name}-{uuid.uuid4().hex[:6]}")
     workflow_input = ProposalInput(account_id="acme-austin", proposal_id="P-1", realm_id="r1",
                                    franchisor_id="acme", idle_timeout=timedelta(seconds=3))
     handle = await client.start_workflow(ProposalWorkflow.run, workflow_input, id=workflow_id,
                                          task_queue=task_queue, start_signal="event", start_signal_args=[events[0]])
     for event in events[1:]:
-        await handle.signal(ProposalWorkflow.event, event)
+        signal = {ProposalEvent: ProposalWorkflow.event, ProposalChanged: ProposalWorkflow.proposal_changed,
+                  PaymentAdded: ProposalWorkflow.payment_added}[type(event)]
+        await handle.signal(signal, event)
     await handle.result()  # the idle timeout ends it
     history = await handle.fetch_history()
-    (HISTORIES / f"proposal_{name}.json").write_text(history.to_json())
+    path = HISTORIES / f"proposal_{name}.json"
+    if path.exists():  # a recorded history stands for runs already in flight: it is never rewritten
+        print(f"kept {path.name}: it exists already")
+        return
+    path.write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
 
 
@@ -58,6 +74,14 @@ async def main() -> None:
                 _event("evt-1"), _event("evt-1"), _event("evt-2", Stage.JOB_COMPLETE)])
             await _proposal_scenario(env.client, task_queue, "final_fault_then_success", [
                 _event("evt-bad", number="BAD"), _event("evt-good", number="1002")])
+            change = factories.sales_cycle_change()
+            await _proposal_scenario(env.client, task_queue, "edit_and_payment_kept", [
+                _event("evt-1"),
+                ProposalChanged(event_id="evt-edit", account_id="acme-austin", occurred_at=change.occurred_at,
+                                contact=change.contact, proposal=factories.proposal()),
+                PaymentAdded(event_id="evt-pay", account_id="acme-austin", occurred_at=change.occurred_at,
+                             contact=change.contact, proposal_id="P-1", proposal_number="1001",
+                             payment=CrmPayment(id="pay-1", amount=Decimal("50.00"), received_on=date(2026, 11, 21)))])
 
 
 if __name__ == "__main__":

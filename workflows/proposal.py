@@ -13,11 +13,15 @@ with workflow.unsafe.imports_passed_through():
     from models.proposals import (
         EnsureCustomerInput,
         EnsureEstimateInput,
+        PaymentAdded,
+        ProposalChanged,
         ProposalEvent,
         ProposalInput,
         ProposalState,
         Stage,
     )
+
+CrmEvent = ProposalEvent | ProposalChanged | PaymentAdded
 
 # QBO outages delay the work, they never fail it: retry until QBO answers, except for final faults.
 QBO_RETRY = RetryPolicy(
@@ -37,10 +41,19 @@ class ProposalWorkflow:
     def __init__(self, input: ProposalInput) -> None:
         self._ref = input
         self._state = input.carried or ProposalState()
-        self._pending: list[ProposalEvent] = []
+        self._pending: list[CrmEvent] = []
 
     @workflow.signal
     def event(self, event: ProposalEvent) -> None:
+        """A sales-cycle step change, resolved to a lifecycle stage."""
+        self._pending.append(event)
+
+    @workflow.signal
+    def proposal_changed(self, event: ProposalChanged) -> None:
+        self._pending.append(event)
+
+    @workflow.signal
+    def payment_added(self, event: PaymentAdded) -> None:
         self._pending.append(event)
 
     @workflow.query
@@ -63,23 +76,24 @@ class ProposalWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(input.model_copy(update={"carried": self._state}))
 
-    async def _handle(self, event: ProposalEvent) -> None:
-        change = event.change
-        if change.event_id in self._state.events_seen:
-            workflow.logger.info("Duplicate CRM event %s ignored", change.event_id)
+    async def _handle(self, event: CrmEvent) -> None:
+        event_id = event.change.event_id if isinstance(event, ProposalEvent) else event.event_id
+        if event_id in self._state.events_seen:
+            workflow.logger.info("Duplicate CRM event %s ignored", event_id)
             return
         try:
-            if event.stage == Stage.PROPOSAL:
+            if isinstance(event, ProposalEvent) and event.stage == Stage.PROPOSAL:
                 await self._proposal_stage(event)
             else:
-                # Job completion and lost proposals are handled by the full lifecycle (issue 5).
+                # Job completion, lost proposals, edits and payments are the full lifecycle's (issue 5):
+                # kept whole in the state until this workflow acts on them.
                 self._state.deferred_events.append(event)
-                workflow.logger.warning("Stage %s not handled yet for event %s", event.stage, change.event_id)
+                workflow.logger.warning("Event %s (%s) kept for a later version", event_id, type(event).__name__)
         except ActivityError as error:
             # A final QBO fault: the event is kept as failed, visible in the UI, and later events still run.
-            self._state.failed_events.append(f"{change.event_id}: {error.cause or error}")
-            workflow.logger.error("Event %s failed: %s", change.event_id, error.cause or error)
-        self._state.events_seen = [*self._state.events_seen, change.event_id][-EVENTS_REMEMBERED:]
+            self._state.failed_events.append(f"{event_id}: {error.cause or error}")
+            workflow.logger.error("Event %s failed: %s", event_id, error.cause or error)
+        self._state.events_seen = [*self._state.events_seen, event_id][-EVENTS_REMEMBERED:]
         self._show_details()
 
     async def _proposal_stage(self, event: ProposalEvent) -> None:

@@ -32,6 +32,13 @@ class CrmSandboxAdmin:
         return self._post(f"/accounts/{account_id}/proposals",
                           {"client_id": client_id, "proposal_number": number, "line_items": lines})
 
+    def edit_proposal(self, account_id: str, proposal_id: str, client_id: str, lines: list[dict[str, Any]],
+                      number: str | None = None) -> dict[str, Any]:
+        response = self._http.put(f"/accounts/{account_id}/proposals/{proposal_id}",
+                                  json={"client_id": client_id, "proposal_number": number, "line_items": lines})
+        response.raise_for_status()
+        return dict(response.json())
+
     def move_step(self, account_id: str, client_id: str, step: str, proposal_id: str | None = None) -> dict[str, Any]:
         return self._post(f"/accounts/{account_id}/contacts/{client_id}/step",
                           {"sales_cycle": step, "proposal_id": proposal_id})

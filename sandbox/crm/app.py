@@ -37,7 +37,7 @@ class NewAccount(BaseModel):
     parent_id: str | None = None
     royalty_rate: Decimal = Decimal("0")
     marketing_rate: Decimal = Decimal("0")
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # events go to {webhook_url}/sales-cycle, /proposal and /payment
     webhook_secret: str | None = None
 
 
@@ -188,8 +188,7 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
             payment = NewPayment.model_validate(body)
         except ValueError as error:
             raise CrmError("CT_525", f"Insert failed: {error}") from error
-        return envelope(store.add_payment(proposal["proposal_id"], payment.amount, payment.tip, payment.method,
-                                          payment.payment_date))
+        return envelope(record_payment(account, proposal, payment))
 
     @app.post("/v2/api/update_client_sales_cycle")
     async def update_client_sales_cycle(account: AccountDep, request: Request) -> dict[str, Any]:
@@ -210,26 +209,40 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         notify_step_change(account, contact, step.sales_cycle_name, proposal)
         return dict(contact)
 
-    def notify_step_change(account: Account, contact: dict[str, Any], step_name: str,
-                           proposal: dict[str, Any] | None) -> None:
-        if not account.webhook_url or not account.webhook_secret:
-            return
-        body = json.dumps({
-            "event_id": str(uuid.uuid4()),
-            "account_id": account.account_id,
-            "sales_cycle_step": step_name,
-            "occurred_at": now_iso(),
-            "contact": {"id": contact["client_id"], "first_name": contact["firstName"],
-                        "last_name": contact["lastName"], "company_name": contact["compName"] or None,
-                        "email": contact["email"] or None, "phone": contact["phone"] or None},
-            "proposal": None if proposal is None else {
-                "id": proposal["proposal_id"], "number": proposal["proposal_number"],
+    def contact_json(contact: dict[str, Any]) -> dict[str, Any]:
+        return {"id": contact["client_id"], "first_name": contact["firstName"], "last_name": contact["lastName"],
+                "company_name": contact["compName"] or None, "email": contact["email"] or None,
+                "phone": contact["phone"] or None}
+
+    def proposal_json(proposal: dict[str, Any]) -> dict[str, Any]:
+        return {"id": proposal["proposal_id"], "number": proposal["proposal_number"],
                 "lines": [{"product": line.get("product"), "description": line["description"],
                            "quantity": str(line["quantity"]), "unit_price": str(line["unit_price"])}
-                          for line in proposal["line_items"]]},
-        }).encode()
-        delivery.send(account.webhook_url, body, {SIGNATURE_HEADER: sign(account.webhook_secret, body),
-                                                  "Content-Type": "application/json"})
+                          for line in proposal["line_items"]]}
+
+    def notify(account: Account, event: str, payload: dict[str, Any]) -> None:
+        """POST `{webhook_url}/{event}`, signed with the account's webhook secret, retried until answered."""
+        if not account.webhook_url or not account.webhook_secret:
+            return
+        body = json.dumps({"event_id": str(uuid.uuid4()), "account_id": account.account_id,
+                           "occurred_at": now_iso(), **payload}).encode()
+        delivery.send(f"{account.webhook_url.rstrip('/')}/{event}", body,
+                      {SIGNATURE_HEADER: sign(account.webhook_secret, body), "Content-Type": "application/json"})
+
+    def notify_step_change(account: Account, contact: dict[str, Any], step_name: str,
+                           proposal: dict[str, Any] | None) -> None:
+        notify(account, "sales-cycle", {"sales_cycle_step": step_name, "contact": contact_json(contact),
+                                        "proposal": None if proposal is None else proposal_json(proposal)})
+
+    def record_payment(account: Account, proposal: dict[str, Any], payment: NewPayment) -> dict[str, Any]:
+        added = store.add_payment(proposal["proposal_id"], payment.amount, payment.tip, payment.method,
+                                  payment.payment_date)
+        notify(account, "payment", {
+            "contact": contact_json(store.contacts[proposal["client_id"]]),
+            "proposal_id": proposal["proposal_id"], "proposal_number": proposal["proposal_number"],
+            "payment": {"id": added["payment_id"], "amount": added["amount"], "tip": added["tip"],
+                        "received_on": added["payment_date"], "method": added["method"]}})
+        return added
 
     # -- admin (sandbox only): what staff do in the CRM's screens --------------------------------------
     @app.get("/healthz")
@@ -266,8 +279,20 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     @app.post("/admin/accounts/{account_id}/proposals/{proposal_id}/payments")
     def admin_add_payment(account_id: str, proposal_id: str, payment: NewPayment) -> dict[str, Any]:
-        own_proposal(admin_account(account_id), proposal_id)
-        return store.add_payment(proposal_id, payment.amount, payment.tip, payment.method, payment.payment_date)
+        account = admin_account(account_id)
+        return record_payment(account, own_proposal(account, proposal_id), payment)
+
+    @app.put("/admin/accounts/{account_id}/proposals/{proposal_id}")
+    def admin_edit_proposal(account_id: str, proposal_id: str, edit: NewProposal) -> dict[str, Any]:
+        """Staff edit a proposal's lines (and number): the CRM tells Ledgerflow."""
+        account = admin_account(account_id)
+        proposal = own_proposal(account, proposal_id)
+        with store.lock:
+            proposal.update(line_items=edit.line_items, last_modified_date=now_iso(),
+                            proposal_number=edit.proposal_number or proposal["proposal_number"])
+        notify(account, "proposal", {"contact": contact_json(store.contacts[proposal["client_id"]]),
+                                     "proposal": proposal_json(proposal)})
+        return dict(proposal)
 
     @app.get("/admin/webhooks")
     def admin_webhooks() -> list[dict[str, Any]]:
