@@ -20,7 +20,7 @@ from temporalio.client import Client
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
-from dispatch import send_sales_cycle_change
+from dispatch import send_payment_added, send_proposal_changed, send_sales_cycle_change
 from models.accounts import Franchisee
 from models.audit import QboAuditLog
 from models.crm_credentials import save_crm_credentials
@@ -29,7 +29,9 @@ from models.db import create_tables, get_engine
 from models.money import cents
 from models.proposals import (
     CrmContact,
+    PaymentAdded,
     Proposal,
+    ProposalChanged,
     ProposalLine,
     ProposalState,
     SalesCycleChange,
@@ -92,10 +94,20 @@ def _change_from_args(args: argparse.Namespace) -> SalesCycleChange:
     )
 
 
+def _event_from_args(args: argparse.Namespace) -> tuple[SalesCycleChange | ProposalChanged | PaymentAdded, Any]:
+    """The event to send and the dispatch function for its kind."""
+    if args.sub == "sales-cycle":
+        return _change_from_args(args), send_sales_cycle_change
+    if args.sub == "proposal":
+        return ProposalChanged.model_validate_json(Path(args.json).read_text()), send_proposal_changed
+    return PaymentAdded.model_validate_json(Path(args.json).read_text()), send_payment_added
+
+
 async def cmd_event(settings: Settings, args: argparse.Namespace) -> int:
-    change = _change_from_args(args)
+    """Send a CRM event straight to Temporal, as the webhook front door would."""
+    event, send = _event_from_args(args)
     client = await connect(settings)
-    dispatched = await send_sales_cycle_change(client, settings, _franchisee(settings, change.account_id), change)
+    dispatched = await send(client, settings, _franchisee(settings, event.account_id), event)
     print(json.dumps(dispatched.__dict__))
     return 0 if dispatched.status == "accepted" else 3
 
@@ -248,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     sales.add_argument("--number")
     sales.add_argument("--line", action="append", default=[], help="'description|quantity|unit price'")
     sales.set_defaults(run=cmd_event)
+    for kind, what in (("proposal", "a proposal was edited (ProposalChanged JSON)"),
+                       ("payment", "a payment was added to a proposal (PaymentAdded JSON)")):
+        other = event.add_parser(kind, help=what)
+        other.add_argument("--json", required=True, help="the event as JSON, in the webhook's shape")
+        other.set_defaults(run=cmd_event)
 
     proposal = commands.add_parser("proposal", help="proposals").add_subparsers(dest="sub", required=True)
     show = proposal.add_parser("show", help="what the proposal's workflow has done")

@@ -122,6 +122,11 @@ class CrmClient:
     def sales_cycle(self) -> list[dict[str, Any]]:
         return self._call("GET", "read_sales_cycle_list")[0]
 
+    def current_step(self, client_id: str) -> dict[str, Any] | None:
+        """The contact's sales-cycle step (id, name, flags), or None when it has none."""
+        step_id = self.contact(client_id).get("clients_sales_cycle")
+        return next((step for step in self.sales_cycle() if step["sales_cycle_id"] == step_id), None)
+
     def lead_sources(self) -> list[dict[str, Any]]:
         return self._call("GET", "read_lead_source_list")[0]
 

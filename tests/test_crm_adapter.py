@@ -87,8 +87,10 @@ def test_lists_notes_proposals_payments_and_steps(crm: CrmClient, settings: Sett
     [payment] = crm.proposal_payments(proposal["proposal_id"])
     assert (payment["amount"], payment["tip"], payment["payment_date"]) == ("100.00", "10.00", "2026-11-20")
 
+    assert crm.current_step(contact["client_id"]) is None
     moved = crm.move_step(contact["client_id"], steps["Proposal Sent"]["sales_cycle_id"])
     assert moved["clients_sales_cycle"] == steps["Proposal Sent"]["sales_cycle_id"]
+    assert crm.current_step(contact["client_id"])["sales_cycle_name"] == "Proposal Sent"  # type: ignore[index]
 
 
 def test_transient_failures_are_retried_and_refusals_are_not() -> None:
