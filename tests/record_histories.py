@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -46,7 +46,13 @@ async def _proposal_scenario(client: Client, task_queue: str, name: str, events:
         signal = {ProposalEvent: ProposalWorkflow.event, ProposalChanged: ProposalWorkflow.proposal_changed,
                   PaymentAdded: ProposalWorkflow.payment_added}[type(event)]
         await handle.signal(signal, event)
-    await handle.result()  # the idle timeout ends it
+    for _ in range(100):  # every event handled
+        if len((await handle.query(ProposalWorkflow.state)).events_seen) >= len({_event_id(e) for e in events}):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(4)  # past the idle timeout: a run with nothing deferred finishes
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate("recorded")  # one holding deferred events stays open; its history ends here
     history = await handle.fetch_history()
     path = HISTORIES / f"proposal_{name}.json"
     if path.exists():  # a recorded history stands for runs already in flight: it is never rewritten
@@ -54,6 +60,10 @@ async def _proposal_scenario(client: Client, task_queue: str, name: str, events:
         return
     path.write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
+
+
+def _event_id(event: Any) -> str:
+    return str(event.change.event_id if isinstance(event, ProposalEvent) else event.event_id)
 
 
 def _event(event_id: str, stage: Stage = Stage.PROPOSAL, number: str = "1001") -> ProposalEvent:
@@ -75,6 +85,8 @@ async def main() -> None:
             await _proposal_scenario(env.client, task_queue, "final_fault_then_success", [
                 _event("evt-bad", number="BAD"), _event("evt-good", number="1002")])
             change = factories.sales_cycle_change()
+            await _proposal_scenario(env.client, task_queue, "deferred_events_keep_the_run_open", [
+                _event("evt-1"), _event("evt-2", Stage.JOB_COMPLETE)])
             await _proposal_scenario(env.client, task_queue, "edit_and_payment_kept", [
                 _event("evt-1"),
                 ProposalChanged(event_id="evt-edit", account_id="acme-austin", occurred_at=change.occurred_at,

@@ -1,5 +1,6 @@
 """The proposal workflow's logic on the time-skipping test server, with the QBO activities stubbed."""
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -96,3 +97,15 @@ async def test_idle_workflow_finishes_and_a_later_event_starts_a_new_run(harness
 
     assert finished.events_seen == ["evt-1"]
     assert second.result_run_id != first.result_run_id
+
+
+async def test_a_run_holding_deferred_events_does_not_finish_when_idle(harness: Harness) -> None:
+    handle = await harness.send(proposal_event("evt-done", Stage.JOB_COMPLETE), idle=timedelta(hours=1))
+    await harness.state_when(handle, lambda s: s.events_seen == ["evt-done"])
+    # Waiting on the result lets the test server skip time: an idle timer would fire at once and end the run.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handle.result(), timeout=3)
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    state = await handle.query(ProposalWorkflow.state)
+    assert [e.change.event_id for e in state.deferred_events] == ["evt-done"]  # type: ignore[union-attr]

@@ -31,6 +31,7 @@ QBO_RETRY = RetryPolicy(
     non_retryable_error_types=["QboValidationError", "QboNotConnected", "QboSetupError"],
 )
 QBO_TIMEOUT = timedelta(minutes=2)
+KEEP_DEFERRED_OPEN = "keep-open-while-events-are-deferred"
 # Event ids remembered to drop duplicates; older ones are covered by the activities' own idempotency.
 EVENTS_REMEMBERED = 500
 
@@ -63,8 +64,10 @@ class ProposalWorkflow:
     @workflow.run
     async def run(self, input: ProposalInput) -> ProposalState:
         while True:
+            # A run holding deferred events stays open until a later version acts on them.
+            idle = None if self._state.deferred_events and workflow.patched(KEEP_DEFERRED_OPEN) else input.idle_timeout
             try:
-                await workflow.wait_condition(lambda: bool(self._pending), timeout=input.idle_timeout)
+                await workflow.wait_condition(lambda: bool(self._pending), timeout=idle)
             except TimeoutError:
                 # Quiet for the idle period: finish. A later event starts a fresh run, and the ledger map
                 # keeps it from creating anything twice.
