@@ -119,8 +119,8 @@ class Stack:
                                  "--log-level", "warn", *attributes], logs / "temporal.log"),
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
-            Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port)],
-                    logs / "crm-sandbox.log"),
+            Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port),
+                                    "--state-file", str(data / "crm-sandbox.json")], logs / "crm-sandbox.log"),
         ]
         try:
             create_tables(get_engine(s.database_url))  # once, before the API and the worker both look

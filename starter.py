@@ -17,6 +17,7 @@ import httpx
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
+from activities.crm import crm_client_for
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -159,9 +160,13 @@ async def play_demo(settings: Settings) -> bool:
     franchisee = _franchisee(settings, DEMO_ACCOUNT)
 
     print("\n== Demo: in the CRM, Dana Whitfield gets proposal P-9001 and reaches 'Proposal Sent' ==")
-    contact = crm.create_contact(DEMO_ACCOUNT, firstName="Dana", lastName="Whitfield",
-                                 email="dana.whitfield@example.com", phone="5125550142")
-    proposal = crm.create_proposal(DEMO_ACCOUNT, contact["client_id"], DEMO_LINES, DEMO_NUMBER)
+    with crm_client_for(settings, engine, DEMO_ACCOUNT) as api:  # what an earlier run left is reused
+        contact = api.find_contact(email="dana.whitfield@example.com") or crm.create_contact(
+            DEMO_ACCOUNT, firstName="Dana", lastName="Whitfield", email="dana.whitfield@example.com",
+            phone="5125550142")
+        proposal = next((p for p in api.proposals(client_id=contact["client_id"])
+                         if p["proposal_number"] == DEMO_NUMBER), None) or crm.create_proposal(
+            DEMO_ACCOUNT, contact["client_id"], DEMO_LINES, DEMO_NUMBER)
     for _ in range(2):
         crm.move_step(DEMO_ACCOUNT, contact["client_id"], "Proposal Sent", proposal["proposal_id"])
         print(f"  CRM: contact {contact['client_id']} moved to 'Proposal Sent' (proposal {proposal['proposal_id']})")

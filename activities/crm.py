@@ -147,6 +147,17 @@ class CrmClient:
     def proposal(self, proposal_id: str) -> dict[str, Any]:
         return self._one("GET", f"read_proposal_by_id/{proposal_id}")
 
+    def proposals(self, client_id: str | None = None, modified_since: str | None = None) -> Iterator[dict[str, Any]]:
+        """The account's proposals (a contact's, or those changed since an ISO time), page by page."""
+        params = {k: v for k, v in (("client_id", client_id), ("modified_since", modified_since)) if v}
+        offset = 0
+        while True:
+            rows, total = self._call("GET", "read_proposal_list", params={**params, "limit": PAGE, "offset": offset})
+            yield from rows
+            offset += len(rows)
+            if not rows or offset >= total:
+                return
+
     def proposal_payments(self, proposal_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"read_proposal_payments/{proposal_id}")[0]
 

@@ -81,6 +81,8 @@ def test_lists_notes_proposals_payments_and_steps(crm: CrmClient, settings: Sett
     admin = CrmSandboxAdmin(settings.crm_api_url)
     proposal = admin.create_proposal(account, contact["client_id"], number="Q-77", lines=[
         {"product": "Gutter Cleaning", "description": "Front and back", "quantity": "1", "unit_price": "289.00"}])
+    assert [p["proposal_id"] for p in crm.proposals(client_id=contact["client_id"])] == [proposal["proposal_id"]]
+    assert list(crm.proposals(modified_since="2999-01-01T00:00:00+00:00")) == []
     read = crm.proposal(proposal["proposal_id"])
     assert read["proposal_number"] == "Q-77" and read["line_items"][0]["unit_price"] == "289.00"
     crm.record_payment(proposal["proposal_id"], Decimal("100.00"), Decimal("10.00"), "card", date(2026, 11, 20))
@@ -126,3 +128,23 @@ def test_transient_failures_are_retried_and_refusals_are_not() -> None:
                    transport=httpx.MockTransport(lambda r: httpx.Response(502))) as client, \
             pytest.raises(CrmUnavailable):
         client.users()
+
+
+def test_a_restarted_crm_sandbox_keeps_its_records_and_ids(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Ids must never be handed out twice: the ledger maps CRM ids to QBO objects."""
+    from sandbox.crm.app import create_app
+    from sandbox.crm.store import CrmStore
+    from sandbox.serve import ServerThread
+
+    path = tmp_path / "crm.json"
+    with ServerThread(create_app(CrmStore(path))) as first:
+        admin = CrmSandboxAdmin(first.url)
+        keys = admin.create_account("acme-test", "Acme Test")
+        kept = admin.create_contact("acme-test", firstName="Kept")
+    with ServerThread(create_app(CrmStore(path))) as second:
+        admin = CrmSandboxAdmin(second.url)
+        assert admin.create_account("acme-test", "Acme Test")["web_key"] == keys["web_key"]
+        fresh = admin.create_contact("acme-test", firstName="Fresh")
+        with CrmClient(second.url, keys["access_token"], keys["web_key"]) as crm:
+            assert crm.contact(kept["client_id"])["firstName"] == "Kept"
+    assert fresh["client_id"] != kept["client_id"]

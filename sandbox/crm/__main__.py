@@ -12,12 +12,14 @@ import argparse
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import uvicorn
 
 from config.settings import get_settings
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.crm.app import create_app
+from sandbox.crm.store import CrmStore
 
 
 def _line(text: str) -> dict[str, str]:
@@ -34,6 +36,8 @@ def main() -> None:
     serve = commands.add_parser("serve", help="run the sandbox")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=settings.crm_sandbox_port)
+    serve.add_argument("--state-file", type=Path, default=None,
+                       help="keep the CRM's records in this JSON file across restarts (default: in memory)")
     contact = commands.add_parser("contact", help="create a contact")
     contact.add_argument("--account", required=True)
     contact.add_argument("--first", default="")
@@ -61,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.command == "serve":
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(create_app(CrmStore(args.state_file)), host=args.host, port=args.port, log_level="warning")
         return
     admin = CrmSandboxAdmin(args.url)
     if args.command == "contact":

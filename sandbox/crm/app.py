@@ -65,6 +65,13 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     app = FastAPI(title="CRM sandbox (ClientTether v2)", docs_url=None, redoc_url=None)
     app.state.store, app.state.delivery = store, delivery
 
+    @app.middleware("http")
+    async def keep_state(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        if request.method != "GET":
+            store.save()
+        return response
+
     @app.exception_handler(CrmError)
     async def _error(_request: Request, error: CrmError) -> JSONResponse:
         return JSONResponse({"ResultCode": error.code, "Message": error.message, "data": []}, status_code=error.status)
@@ -175,6 +182,17 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     def read_proposal_by_id(account: AccountDep, proposal_id: str) -> dict[str, Any]:
         return envelope(own_proposal(account, proposal_id))
 
+    @app.get("/v2/api/read_proposal_list")
+    def read_proposal_list(account: AccountDep, client_id: str | None = None, modified_since: str | None = None,
+                           limit: int = MAX_PAGE, offset: int = 0) -> dict[str, Any]:
+        """The account's proposals, a contact's when `client_id` is given, changed after `modified_since`."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise CrmError("CT_400", f"limit must be between 1 and {MAX_PAGE}")
+        rows = [p for p in store.proposals.values() if p["account_id"] == account.account_id
+                and (client_id is None or p["client_id"] == client_id)
+                and (modified_since is None or p["last_modified_date"] > modified_since)]
+        return envelope(rows[offset:offset + limit], total=len(rows))
+
     @app.get("/v2/api/read_proposal_payments/{proposal_id}")
     def read_proposal_payments(account: AccountDep, proposal_id: str) -> dict[str, Any]:
         own_proposal(account, proposal_id)
@@ -251,9 +269,16 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     @app.post("/admin/accounts")
     def admin_create_account(new: NewAccount) -> dict[str, Any]:
+        """Create the account, or update an existing one's settings (its keys and records stay)."""
         if new.parent_id is not None and new.parent_id not in store.accounts:
             raise CrmError("CT_515", f"parent account {new.parent_id} not found", 404)
-        account = store.add_account(**new.model_dump())
+        account = store.accounts.get(new.account_id)
+        if account is None:
+            account = store.add_account(**new.model_dump())
+        else:
+            with store.lock:
+                for key, value in new.model_dump().items():
+                    setattr(account, key, value)
         return {"access_token": store.access_token, **store.describe_account(account)}
 
     def admin_account(account_id: str) -> Account:

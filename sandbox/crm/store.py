@@ -1,11 +1,13 @@
 """The CRM sandbox's data: an enterprise (franchisor) account with sub-accounts (franchisees), and per
 account its users, contacts, sales cycle, lead sources, action plans, proposals, payments and notes."""
 
+import json
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 
@@ -44,8 +46,12 @@ DEFAULT_STEPS = [("New Lead", False, False), ("Contacted", False, False), ("Prop
 
 
 class CrmStore:
-    def __init__(self) -> None:
+    """In memory, or kept in a JSON file when given one, so a restarted sandbox neither loses records nor
+    hands out their ids again."""
+
+    def __init__(self, state_file: Path | None = None) -> None:
         self.lock = threading.RLock()
+        self.state_file = state_file
         self.access_token = "CT-" + secrets.token_urlsafe(18)  # the enterprise's X-Access-Token
         self.accounts: dict[str, Account] = {}
         self.contacts: dict[str, dict[str, Any]] = {}
@@ -53,6 +59,32 @@ class CrmStore:
         self.payments: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self._ids: dict[str, int] = {}
+        if state_file is not None and state_file.exists():
+            self._load(json.loads(state_file.read_text()))
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self.access_token, self._ids = data["access_token"], data["ids"]
+        self.contacts, self.proposals = data["contacts"], data["proposals"]
+        self.payments, self.notes = data["payments"], data["notes"]
+        for raw in data["accounts"]:
+            steps = [Step(**step) for step in raw.pop("steps")]
+            account = Account(**{**raw, "royalty_rate": Decimal(raw["royalty_rate"]),
+                                 "marketing_rate": Decimal(raw["marketing_rate"])})
+            account.steps = steps
+            self.accounts[account.account_id] = account
+
+    def save(self) -> None:
+        """Write the whole state (small: it is a sandbox) after every change."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            data = {"access_token": self.access_token, "ids": self._ids, "contacts": self.contacts,
+                    "proposals": self.proposals, "payments": self.payments, "notes": self.notes,
+                    "accounts": [self.describe_account(a) for a in self.accounts.values()]}
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data))
+            temporary.replace(self.state_file)
 
     def next_id(self, kind: str) -> str:
         self._ids[kind] = self._ids.get(kind, 1000) + 1
