@@ -86,8 +86,11 @@ class QuickBooksActivities:
         qbo_id = find() or create(request_id(realm_id, account_id, crm_type, crm_id, entity))
         return record_mapping(self.engine, account_id, realm_id, crm_type, crm_id, entity, qbo_id)
 
+    def _query(self, realm_id: str, cls: Any, statement: str) -> list[Any]:
+        return list(self.qbo.call(realm_id, lambda qb: cls.query(statement, qb=qb)))
+
     def _find(self, realm_id: str, cls: Any, statement: str) -> Any | None:
-        found = self.qbo.call(realm_id, lambda qb: cls.query(statement, qb=qb))
+        found = self._query(realm_id, cls, statement)
         return found[0] if found else None
 
     def _find_id(self, realm_id: str, cls: Any, statement: str) -> str | None:
@@ -113,8 +116,8 @@ class QuickBooksActivities:
             """One query for both names; the plain name wins when both exist."""
             statement = (f"SELECT * FROM {cls.qbo_object_name} WHERE DisplayName IN "
                          f"({', '.join(qbo_string(n) for n in names)}) AND Active IN (true, false)")
-            found = self.qbo.call(realm_id, lambda qb: cls.query(statement, qb=qb))
-            by_name = {str(party.DisplayName).casefold(): str(party.Id) for party in found}
+            by_name = {str(party.DisplayName).casefold(): str(party.Id)
+                       for party in self._query(realm_id, cls, statement)}
             return next((by_name[n.casefold()] for n in names if n.casefold() in by_name), None)
 
         def create(rid: str) -> str:

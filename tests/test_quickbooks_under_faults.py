@@ -2,6 +2,7 @@
 storms. Whatever happens, each customer, invoice and payment exists once and the company's limits hold."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,8 +56,6 @@ def with_retries(fn: Callable[[Any], T], arg: Any, attempts: int = 40) -> T:
         except ApplicationError as error:
             if error.non_retryable:
                 raise
-            import time
-
             time.sleep(error.next_retry_delay.total_seconds() if error.next_retry_delay else 0.05)
     raise AssertionError(f"{fn.__name__} did not succeed in {attempts} attempts")
 
@@ -183,8 +182,6 @@ def test_limits_hold_across_concurrent_callers(fast_settings: Settings, engine: 
                 return len(workers[n % 2].call(realm_id, lambda qb: qb.query("SELECT * FROM Item")))
             except RealmBusy as error:
                 busy.append(error.type or "")
-                import time
-
                 time.sleep(error.next_retry_delay.total_seconds() if error.next_retry_delay else 0.05)
         raise AssertionError("no room in 200 tries")
 

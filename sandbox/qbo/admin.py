@@ -1,10 +1,10 @@
 """A client for the QBO sandbox's admin surface, used by the demo and the tests to set up and look inside."""
 
-import json
-from decimal import Decimal
 from typing import Any
 
 import httpx
+
+from sandbox.qbo.wire import loads
 
 
 def sandbox_root(api_url: str) -> str:
@@ -22,7 +22,7 @@ def connect_company(api_url: str, realm_id: str) -> str:
 def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/{entity}", timeout=10)
     response.raise_for_status()
-    return list(json.loads(response.text, parse_float=Decimal)[entity])
+    return list(loads(response.text)[entity])
 
 
 def set_faults(api_url: str, realm_id: str, queued: list[str] | None = None,
@@ -46,4 +46,4 @@ def dump_company(api_url: str, realm_id: str) -> dict[str, Any]:
     """Every object of the company by entity, with the peak requests in flight and the calls throttled."""
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}", timeout=10)
     response.raise_for_status()
-    return dict(json.loads(response.text, parse_float=Decimal))
+    return dict(loads(response.text))

@@ -3,11 +3,10 @@
 import json
 import sqlite3
 import threading
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sandbox.qbo.wire import QboJSON
+from sandbox.qbo.wire import dumps, loads
 
 
 class StateFile:
@@ -21,13 +20,13 @@ class StateFile:
 
     def load(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         with self._lock:
-            companies = {realm: json.loads(data, parse_float=Decimal)
+            companies = {realm: loads(data)
                          for realm, data in self._db.execute("SELECT realm_id, data FROM company")}
             row = self._db.execute("SELECT data FROM tokens WHERE id = 1").fetchone()
         return companies, (json.loads(row[0]) if row else {})
 
     def save_company(self, realm_id: str, snapshot: dict[str, Any]) -> None:
-        data = json.dumps(snapshot, cls=QboJSON)
+        data = dumps(snapshot)
         with self._lock:
             self._db.execute("INSERT INTO company (realm_id, data) VALUES (?, ?) ON CONFLICT (realm_id) "
                              "DO UPDATE SET data = excluded.data", (realm_id, data))
