@@ -1,9 +1,11 @@
-"""Routes CRM events to their workflows with signal-with-start; the API and the CLI both send through here."""
+"""Routes CRM events to their workflows with signal-with-start; the API, the CLI and reconciliation all send
+through here. Workflows are named, not imported, so activities can use this module without importing
+workflow code."""
 
 from dataclasses import dataclass, replace
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from config.settings import Settings
@@ -12,14 +14,16 @@ from models.accounts import Franchisee
 from models.proposals import (
     CrmContact,
     PaymentAdded,
+    PaymentVoided,
     ProposalChanged,
     ProposalEvent,
     ProposalInput,
+    ProposalSynced,
     SalesCycleChange,
     proposal_workflow_id,
     stage_for_step,
 )
-from workflows.proposal import ProposalWorkflow
+from models.reconcile import ReconcileInput, ReconcileResult, reconcile_workflow_id
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,11 @@ async def _signal_with_start(client: Client, settings: Settings, franchisee: Fra
     """Signal the proposal's workflow, starting it if it is not running; answers once Temporal has the event."""
     workflow_id = proposal_workflow_id(franchisee.account_id, proposal_id)
     await client.start_workflow(
-        ProposalWorkflow.run,
+        "ProposalWorkflow",
         ProposalInput(account_id=franchisee.account_id, proposal_id=proposal_id, realm_id=franchisee.qbo_realm_id,
-                      franchisor_id=franchisee.franchisor_id, idle_timeout=settings.proposal_idle_timeout),
+                      franchisor_id=franchisee.franchisor_id, idle_timeout=settings.proposal_idle_timeout,
+                      stuck_retry_interval=settings.proposal_stuck_retry_interval,
+                      qbo_timeout=settings.qbo_activity_timeout),
         id=workflow_id,
         task_queue=settings.task_queue,
         start_signal=signal,
@@ -80,3 +86,27 @@ async def send_payment_added(client: Client, settings: Settings, franchisee: Fra
                              event: PaymentAdded) -> Dispatched:
     return await _signal_with_start(client, settings, franchisee, event.contact, event.proposal_id,
                                     event.proposal_number, "payment_added", event)
+
+
+async def send_payment_voided(client: Client, settings: Settings, franchisee: Franchisee,
+                              event: PaymentVoided) -> Dispatched:
+    return await _signal_with_start(client, settings, franchisee, event.contact, event.proposal_id,
+                                    event.proposal_number, "payment_voided", event)
+
+
+async def send_proposal_synced(client: Client, settings: Settings, franchisee: Franchisee,
+                               event: ProposalSynced) -> Dispatched:
+    return await _signal_with_start(client, settings, franchisee, event.contact, event.proposal.id,
+                                    event.proposal.number, "synced", event)
+
+
+async def start_reconcile(client: Client, settings: Settings, account_id: str,
+                          full: bool = False) -> WorkflowHandle[Any, ReconcileResult]:
+    """Sync an account now; a sync of the account already running takes the request instead."""
+    return await client.start_workflow(
+        "ReconcileWorkflow", ReconcileInput(account_id=account_id, full=full), result_type=ReconcileResult,
+        id=reconcile_workflow_id(account_id), task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ACCOUNT_ID, account_id)]),
+        static_summary=f"Reconcile CRM account {account_id}{' (full)' if full else ''}",
+    )

@@ -18,11 +18,13 @@ from sqlmodel import Session, func, select
 from temporalio.client import Client
 
 from activities.crm import crm_client_for
+from api.audit import audit_page
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from dispatch import send_payment_added, send_proposal_changed, send_sales_cycle_change
 from models.accounts import Franchisee
+from models.api_keys import create_api_key, list_api_keys, revoke_api_key
 from models.audit import QboAuditLog
 from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
@@ -236,6 +238,79 @@ async def cmd_demo(settings: Settings, _args: argparse.Namespace) -> int:
     return 0 if await play_demo(settings) else 1
 
 
+# -- API keys and the QBO audit log ---------------------------------------------------------------------
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Plain aligned columns: readable in a terminal, easy to grep."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    for line in [headers, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    """The key goes alone to stdout (for scripts), the warning to stderr: only its hash is kept."""
+    try:
+        key = create_api_key(_engine(settings), args.account, args.label)
+    except ValueError as error:
+        sys.exit(str(error))
+    print(key)
+    print(f"API key {key[:8]}... for {args.account}: store it now, it will not be shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    keys = list_api_keys(_engine(settings), args.account)
+    _print_table(["PREFIX", "ACCOUNT", "SCOPE", "LABEL", "CREATED", "REVOKED"],
+                 [[k.prefix, k.account_id, k.scope, k.label or "-", _when(k.created_at), _when(k.revoked_at)]
+                  for k in keys])
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    key = revoke_api_key(_engine(settings), args.prefix)
+    if key is None:
+        sys.exit(f"no API key has the prefix {args.prefix!r} (see `starter.py keys list`)")
+    print(f"revoked {key.prefix} ({key.scope} {key.account_id}) at {_when(key.revoked_at)}")
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """The account's QBO writes, newest first, as the API's audit endpoint gives them."""
+    if not 1 <= args.limit <= 500:
+        sys.exit("--limit must be between 1 and 500")
+    realm = _franchisee(settings, args.account).qbo_realm_id
+    rows = audit_page(_engine(settings), realm, limit=args.limit)
+    print(f"QBO audit log of {args.account} (company {realm}): {len(rows)} row(s), newest first")
+    _print_table(["ID", "SENT", "ENTITY", "OP", "STATUS", "QBO ID", "ATTEMPT", "WORKFLOW", "REQUEST ID", "ERROR"],
+                 [[str(r.id), _when(r.sent_at), r.entity, r.operation, r.status, r.qbo_id or "-",
+                   str(r.activity_attempt or "-"), r.workflow_id or "-", r.request_id,
+                   (r.error or "-").replace("\n", " ")[:60]] for r in rows])
+    return 0
+
+
+def _add_key_and_audit_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="API keys for the read side of the HTTP API").add_subparsers(
+        dest="sub", required=True)
+    create = keys.add_parser("create", help="make a key for a franchisee account or a franchisor; shown once")
+    create.add_argument("--account", required=True, help="a franchisee account id or a franchisor id")
+    create.add_argument("--label", default="", help="what the key is for, shown in `keys list`")
+    create.set_defaults(run=cmd_keys_create)
+    listing = keys.add_parser("list", help="every key: prefix, account, scope, label, created, revoked")
+    listing.add_argument("--account")
+    listing.set_defaults(run=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(run=cmd_keys_revoke)
+
+    audit = commands.add_parser("audit", help="an account's QBO audit log: every body sent, newest first")
+    audit.add_argument("--account", required=True)
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(run=cmd_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--account", required=True)
     show.add_argument("--proposal", required=True)
     show.set_defaults(run=cmd_proposal_show)
+
+    _add_key_and_audit_commands(commands)
 
     demo = commands.add_parser("demo", help="play the demo scenario against a running stack")
     demo.set_defaults(run=cmd_demo)

@@ -8,14 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.crm import CrmActivities
+from activities.ledger import LedgerActivities
+from activities.proposal_feed import ProposalFeedActivities
 from activities.qbo_client import QboConnector
 from activities.quickbooks import QuickBooksActivities
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
 from workflows.proposal import ProposalWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
-WORKFLOWS = [ProposalWorkflow]
+WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, **options: object) -> Worker:
@@ -23,11 +27,17 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     engine = get_engine(settings.database_url)
     create_tables(engine)
     quickbooks = QuickBooksActivities(QboConnector(settings, engine), engine)
+    activities = [
+        *quickbooks.activities(),
+        *LedgerActivities(engine).activities(),
+        *CrmActivities(settings, engine).activities(),
+        *ProposalFeedActivities(client, settings, engine).activities(),
+    ]
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=quickbooks.activities(),
+        activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
         **options,  # type: ignore[arg-type]

@@ -8,16 +8,22 @@ ClientTether's style so that only this module changes when the real ones are kno
 """
 
 import time
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from config.settings import Settings
+from models.accounts import Franchisee
 from models.crm_credentials import load_crm_credentials
+from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, ProposalSynced, stage_for_step
+from models.reconcile import CrmChangesPage, ReadChangesInput
 
 PAGE = 100
 
@@ -149,14 +155,19 @@ class CrmClient:
 
     def proposals(self, client_id: str | None = None, modified_since: str | None = None) -> Iterator[dict[str, Any]]:
         """The account's proposals (a contact's, or those changed since an ISO time), page by page."""
-        params = {k: v for k, v in (("client_id", client_id), ("modified_since", modified_since)) if v}
         offset = 0
         while True:
-            rows, total = self._call("GET", "read_proposal_list", params={**params, "limit": PAGE, "offset": offset})
+            rows, total = self.proposal_page(client_id, modified_since, offset)
             yield from rows
             offset += len(rows)
             if not rows or offset >= total:
                 return
+
+    def proposal_page(self, client_id: str | None = None, modified_since: str | None = None,
+                      offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of the proposal list and the list's total."""
+        params = {k: v for k, v in (("client_id", client_id), ("modified_since", modified_since)) if v}
+        return self._call("GET", "read_proposal_list", params={**params, "limit": PAGE, "offset": offset})
 
     def proposal_payments(self, proposal_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"read_proposal_payments/{proposal_id}")[0]
@@ -179,3 +190,85 @@ def crm_client_for(settings: Settings, engine: Engine, account_id: str) -> CrmCl
         raise CrmError("CT501", f"no CRM keys stored for account {account_id}", "credentials")
     return CrmClient(settings.crm_api_url, credentials.access_token, credentials.web_key,
                      timeout=settings.crm_http_timeout_seconds, retries=settings.crm_retries)
+
+
+# -- CRM records as Ledgerflow's models -------------------------------------------------------------------
+def contact_from_row(row: dict[str, Any]) -> CrmContact:
+    return CrmContact(id=str(row["client_id"]), first_name=row.get("firstName") or "",
+                      last_name=row.get("lastName") or "", company_name=row.get("compName") or None,
+                      email=row.get("email") or None, phone=row.get("phone") or None)
+
+
+def proposal_from_row(row: dict[str, Any]) -> Proposal:
+    return Proposal(id=str(row["proposal_id"]), number=str(row["proposal_number"]), lines=[
+        ProposalLine(product=line.get("product"), description=line["description"],
+                     quantity=str(line["quantity"]), unit_price=str(line["unit_price"]))
+        for line in row.get("line_items") or []])
+
+
+def payment_from_row(row: dict[str, Any]) -> CrmPayment:
+    return CrmPayment(id=str(row["payment_id"]), amount=str(row["amount"]), tip=str(row.get("tip") or "0"),
+                      convenience_fee=str(row.get("convenience_fee") or "0"),
+                      received_on=date.fromisoformat(row["payment_date"]), method=row.get("method") or "card")
+
+
+class CrmActivities:
+    """Reads from the CRM for reconciliation."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+
+    @activity.defn
+    def read_crm_changes(self, input: ReadChangesInput) -> CrmChangesPage:
+        """One page of the proposals changed since `since`, each with its contact, payments, and the
+        contact's stage when the proposal is the contact's latest (a step belongs to the contact)."""
+        with Session(self.engine) as session:
+            franchisee = session.get(Franchisee, input.account_id)
+        if franchisee is None:
+            raise ApplicationError(f"unknown account {input.account_id}", type="UnknownAccount", non_retryable=True)
+        try:
+            with crm_client_for(self.settings, self.engine, input.account_id) as crm:
+                since = input.since.isoformat() if input.since else None
+                rows, total = crm.proposal_page(modified_since=since, offset=input.offset)
+                steps = {step["sales_cycle_id"]: step["sales_cycle_name"] for step in crm.sales_cycle()}
+                latest_of: dict[str, str] = {}
+                proposals, newest = [], None
+                for row in rows:
+                    contact_row = crm.contact(str(row["client_id"]))
+                    client_id = str(contact_row["client_id"])
+                    if client_id not in latest_of:
+                        latest_of[client_id] = _latest_proposal_id(crm.proposals(client_id=client_id))
+                    proposals.append(_synced(input.account_id, franchisee, row, contact_row, steps,
+                                             is_latest=latest_of[client_id] == str(row["proposal_id"]),
+                                             payments=crm.proposal_payments(str(row["proposal_id"]))))
+                    changed = datetime.fromisoformat(row["last_modified_date"])
+                    newest = changed if newest is None or changed > newest else newest
+        except CrmUnavailable as error:
+            raise ApplicationError(str(error), type="CrmUnavailable") from error
+        except CrmError as error:
+            raise ApplicationError(str(error), type="CrmError", non_retryable=error.code == "CT501") from error
+        return CrmChangesPage(proposals=proposals, read=len(rows), total=total, newest=newest)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.read_crm_changes]
+
+
+def _latest_proposal_id(rows: Iterator[dict[str, Any]]) -> str:
+    """The contact's most recently created proposal: the one its sales-cycle step is about."""
+    return max(rows, key=lambda r: (r["created"], int(str(r["proposal_id"])) if str(r["proposal_id"]).isdigit()
+                                    else 0))["proposal_id"]
+
+
+def _synced(account_id: str, franchisee: Franchisee, row: dict[str, Any], contact_row: dict[str, Any],
+            steps: dict[str, str], is_latest: bool, payments: list[dict[str, Any]]) -> ProposalSynced:
+    step_name = steps.get(str(contact_row.get("clients_sales_cycle")))
+    stage = stage_for_step(franchisee.sales_cycle, step_name) if step_name and is_latest else None
+    stage_at = datetime.fromisoformat(contact_row["last_modified_date"]) if stage else None
+    modified = row["last_modified_date"]
+    return ProposalSynced(
+        event_id=f"sync:{row['proposal_id']}:{modified}:{stage_at.isoformat() if stage_at else '-'}",
+        account_id=account_id, occurred_at=datetime.fromisoformat(modified), contact=contact_from_row(contact_row),
+        proposal=proposal_from_row(row), stage=stage, stage_at=stage_at,
+        payments=[payment_from_row(p) for p in payments],
+        voided_payment_ids=[str(p["payment_id"]) for p in payments if p.get("voided")])

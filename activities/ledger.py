@@ -1,11 +1,19 @@
-"""The ledger map in the database: what was created in QBO for each CRM object."""
+"""The ledger in the database: what was created in QBO for each CRM object, and each proposal's record."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from temporalio import activity
 
 from models.db import session_scope
-from models.ledger import QboObjectMap
+from models.ledger import CrmSyncCursor, LedgerPayment, ProposalRecord, QboObjectMap
+from models.money import cents
+from models.proposals import ProposalRef, ProposalState, SaveProposalInput
+from models.reconcile import CursorInput
 
 
 def mapped_qbo_id(engine: Engine, account_id: str, realm_id: str, crm_type: str, crm_id: str,
@@ -37,3 +45,77 @@ def record_mapping(
             raise
         return existing
     return qbo_id
+
+
+class LedgerActivities:
+    """The proposal workflow's record in the ledger: saved after each change, read when a run starts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn
+    def save_proposal_record(self, input: SaveProposalInput) -> None:
+        """Upsert the proposal's row and one row per payment. Payment rows keep their identity and their
+        royalty columns; only what the CRM or QBO said about them changes."""
+        ref, state = input.ref, input.state
+        with session_scope(self.engine) as session:
+            record = session.get(ProposalRecord, (ref.account_id, ref.proposal_id)) or ProposalRecord(
+                account_id=ref.account_id, proposal_id=ref.proposal_id, realm_id=ref.realm_id,
+                unapplied_total=cents(0), state="{}")
+            record.realm_id = ref.realm_id
+            record.contact_id = state.contact.id if state.contact else None
+            record.number = state.proposal.number if state.proposal else None
+            record.stage = state.stage.value if state.stage else None
+            record.customer_id, record.estimate_id = state.customer_id, state.estimate_id
+            record.invoice_id, record.unapplied_total = state.invoice_id, state.unapplied_total
+            record.stuck = "; ".join(f"{s.step}: {s.error}" for s in state.stuck) or None
+            record.state, record.updated_at = state.model_dump_json(), datetime.now(UTC)
+            session.add(record)
+            existing = {row.crm_payment_id: row for row in session.exec(select(LedgerPayment).where(
+                LedgerPayment.account_id == ref.account_id,
+                col(LedgerPayment.crm_payment_id).in_([p.payment.id for p in state.payments])))}
+            for held in state.payments:
+                paid = held.payment
+                row = existing.get(paid.id) or LedgerPayment(
+                    account_id=ref.account_id, crm_payment_id=paid.id, proposal_id=ref.proposal_id,
+                    amount=paid.amount, tip=paid.tip, convenience_fee=paid.convenience_fee,
+                    received_on=paid.received_on, method=paid.method)
+                row.contact_id = state.contact.id if state.contact else None
+                row.qbo_payment_id, row.applied_to_invoice = held.qbo_id, held.applied
+                row.voided, row.voided_at = held.voided, held.voided_at
+                session.add(row)
+
+    @activity.defn
+    def load_proposal_record(self, ref: ProposalRef) -> ProposalState | None:
+        """The state the proposal's last run saved, for a run starting after an idle finish; None when new.
+        A record for another QBO company is not reused: its map starts afresh there too."""
+        with Session(self.engine) as session:
+            record = session.get(ProposalRecord, (ref.account_id, ref.proposal_id))
+        if record is None or record.realm_id != ref.realm_id:
+            return None
+        return ProposalState.model_validate_json(record.state)
+
+    @activity.defn
+    def load_sync_cursor(self, account_id: str) -> datetime | None:
+        with Session(self.engine) as session:
+            row = session.get(CrmSyncCursor, account_id)
+        return None if row is None else _aware(row.cursor)
+
+    @activity.defn
+    def save_sync_cursor(self, input: CursorInput) -> None:
+        """Move the cursor forward only: two syncs finishing out of order never move it back."""
+        with session_scope(self.engine) as session:
+            row = session.get(CrmSyncCursor, input.account_id)
+            if row is None:
+                session.add(CrmSyncCursor(account_id=input.account_id, cursor=input.cursor))
+            elif input.cursor > _aware(row.cursor):
+                row.cursor, row.updated_at = input.cursor, datetime.now(UTC)
+                session.add(row)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.save_proposal_record, self.load_proposal_record, self.load_sync_cursor, self.save_sync_cursor]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,6 +1,7 @@
 """python-quickbooks clients per QBO company: fresh OAuth tokens, the company's limits, a timeout on every
 call, every write audited, and QBO's faults turned into retryable or final activity errors."""
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.qbo_limits import RealmLimiter
+from activities.qbo_limits import RealmLimiter, RealmLimits
 from config.settings import Settings
 from models.audit import QboAuditLog
 from models.db import session_scope
@@ -63,7 +64,9 @@ class QboConnector:
     def __init__(self, settings: Settings, engine: Engine, limiter: RealmLimiter | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.limiter = limiter or RealmLimiter(engine)
+        # A call whose worker died holds its slot only until our HTTP timeout would have ended it anyway.
+        lease = timedelta(seconds=settings.qbo_http_timeout_seconds + 5)
+        self.limiter = limiter or RealmLimiter(engine, RealmLimits(lease=lease))
         self._refresh_lock = threading.Lock()
         self._auth_clients: dict[str, AuthClient] = {}
         if settings.qbo_allow_insecure_transport and urlparse(settings.qbo_api_url).hostname in (
@@ -158,11 +161,22 @@ class QboConnector:
     def audited_save(self, realm_id: str, obj: Any, request_id: str, params: dict[str, str] | None = None) -> Any:
         """Save a python-quickbooks object with a requestid; the body is in the audit log before it is sent,
         and QBO's answer after."""
+        operation = "update" if getattr(obj, "Id", None) else "create"
+        return self._audited(realm_id, obj, operation, request_id,
+                             lambda qb: obj.save(qb=qb, request_id=request_id, params=params))
+
+    def audited_void(self, realm_id: str, obj: Any) -> Any:
+        """Void a transaction read fresh: QBO takes no requestid here, its SyncToken keeps a repeat from
+        doing anything (5010)."""
+        return self._audited(realm_id, obj, "void", f"void:{obj.Id}:{obj.SyncToken}", lambda qb: obj.void(qb=qb))
+
+    def _audited(self, realm_id: str, obj: Any, operation: str, request_id: str,
+                 send: Callable[[QuickBooks], Any]) -> Any:
         info = activity.info() if activity.in_activity() else None
         audit = QboAuditLog(
             realm_id=realm_id,
             entity=obj.qbo_object_name,
-            operation="update" if getattr(obj, "Id", None) else "create",
+            operation=operation,
             request_id=request_id,
             body=obj.to_json(),
             workflow_id=info.workflow_id if info else None,
@@ -171,12 +185,15 @@ class QboConnector:
         with session_scope(self.engine) as session:
             session.add(audit)
         try:
-            saved = self.call(realm_id, lambda qb: obj.save(qb=qb, request_id=request_id, params=params))
+            answer = self.call(realm_id, send)
         except Exception as exc:
             self._finish_audit(audit, "error", error=str(exc))
             raise
-        self._finish_audit(audit, "ok", qbo_id=str(saved.Id), response=saved.to_json())
-        return saved
+        if isinstance(answer, dict):  # void answers with the raw response
+            self._finish_audit(audit, "ok", qbo_id=str(obj.Id), response=json.dumps(answer, default=str))
+        else:
+            self._finish_audit(audit, "ok", qbo_id=str(answer.Id), response=answer.to_json())
+        return answer
 
     def _finish_audit(self, audit: QboAuditLog, status: str, qbo_id: str | None = None,
                       response: str | None = None, error: str | None = None) -> None:

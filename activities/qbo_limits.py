@@ -31,7 +31,8 @@ class RealmLimits:
     in_flight: int = 10
     per_second: int = 10
     per_minute: int = 500
-    lease: timedelta = timedelta(minutes=3)  # longer than any one call may take
+    # Longer than any one call may take: a call still unfinished after it was lost with its worker.
+    lease: timedelta = timedelta(minutes=3)
     wait_in_place: timedelta = timedelta(milliseconds=250)
 
 

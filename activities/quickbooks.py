@@ -38,9 +38,12 @@ from models.proposals import (
     CrmContact,
     EnsureCustomerInput,
     EnsureEstimateInput,
+    EstimateStatusInput,
     InvoiceFromEstimateInput,
     Proposal,
     RecordPaymentInput,
+    UpdateEstimateInput,
+    VoidPaymentInput,
 )
 from models.royalty import RoyaltyCheckInput
 
@@ -64,6 +67,25 @@ def ref(value: str, kind: str) -> Ref:
     r = Ref()
     r.value, r.type = value, kind
     return r
+
+
+def _line_keys(lines: list[Any]) -> list[tuple[str, str, str, str, str]]:
+    """Sales lines compared by what matters: item, description, quantity, price, amount (the subtotal line
+    QBO adds is left out)."""
+    keys = []
+    for line in lines or []:
+        detail = getattr(line, "SalesItemLineDetail", None)
+        if detail is None:
+            continue
+        item = detail.ItemRef.value if detail.ItemRef else ""
+        keys.append((str(item), str(line.Description or ""), str(Decimal(str(detail.Qty or 0)).normalize()),
+                     str(Decimal(str(detail.UnitPrice or 0)).normalize()), str(cents(Decimal(str(line.Amount))))))
+    return keys
+
+
+def _is_voided(payment: Payment) -> bool:
+    """QBO keeps a voided payment with a zero amount and "Voided" leading its private note."""
+    return Decimal(str(payment.TotalAmt or 0)) == 0 and str(payment.PrivateNote or "").startswith("Voided")
 
 
 def item_name(product: str | None) -> str:
@@ -257,34 +279,99 @@ class QuickBooksActivities:
         return self._ensure(input.account_id, input.realm_id, "payment", crm.id, "Payment",
                             lambda: self._find_id(input.realm_id, Payment, statement), create)
 
+    def _modify(self, realm_id: str, cls: Any, object_id: str, key: str, change: Callable[[Any], bool]) -> Any:
+        """Change one QBO object: read it fresh, let `change` edit it (False: nothing to do), resend it whole.
+        The requestid names the SyncToken read, so a retried write is a no-op and a stale one reads again."""
+        for _ in range(STALE_RETRIES):
+            current = self._get(realm_id, cls, object_id)
+            if not change(current):
+                return current
+            rid = request_id(realm_id, key, cls.qbo_object_name, object_id, str(current.SyncToken))
+            try:
+                return self.qbo.audited_save(realm_id, current, rid)
+            except ApplicationError as error:
+                if error.type != "QboError5010":
+                    raise
+        raise ApplicationError(f"{cls.qbo_object_name} {object_id} kept changing under us", type="QboError5010")
+
     @activity.defn
     def apply_payment(self, input: ApplyPaymentInput) -> Decimal:
         """Apply what is left of a payment to an invoice, up to the invoice's balance; returns the amount the
-        payment now applies to the invoice. QBO's payment lines are all-or-nothing, so the payment is read
-        fresh and resent whole with the new line; a stale SyncToken means read again."""
-        for _ in range(STALE_RETRIES):
-            payment = self._get(input.realm_id, Payment, input.payment_id)
+        payment now applies to the invoice. QBO's payment lines are all-or-nothing: the payment is resent
+        whole with the new line."""
+        applied = Decimal("0.00")
+
+        def add_line(payment: Payment) -> bool:
+            nonlocal applied
             lines = list(payment.Line or [])
             already = [line for line in lines if any(
                 link.TxnId == input.invoice_id and link.TxnType == "Invoice" for link in line.LinkedTxn or [])]
             if already:
-                return cents(sum((Decimal(str(line.Amount)) for line in already), start=Decimal(0)))
+                applied = cents(sum((Decimal(str(line.Amount)) for line in already), start=Decimal(0)))
+                return False
             invoice = self._get(input.realm_id, Invoice, input.invoice_id)
-            amount = cents(min(Decimal(str(payment.UnappliedAmt)), Decimal(str(invoice.Balance))))
-            if amount <= 0:
-                return Decimal("0.00")
+            applied = cents(min(Decimal(str(payment.UnappliedAmt)), Decimal(str(invoice.Balance))))
+            if applied <= 0:
+                applied = Decimal("0.00")
+                return False
             line = PaymentLine()
-            line.Amount = amount
+            line.Amount = applied
             line.LinkedTxn = [{"TxnId": input.invoice_id, "TxnType": "Invoice"}]
             payment.Line = [*lines, line]
-            rid = request_id(input.realm_id, "apply", input.payment_id, input.invoice_id, str(payment.SyncToken))
+            return True
+
+        self._modify(input.realm_id, Payment, input.payment_id, f"apply:{input.invoice_id}", add_line)
+        return applied
+
+    @activity.defn
+    def update_estimate(self, input: UpdateEstimateInput) -> str:
+        """Rewrite an open estimate with the proposal's current number and lines (items created when missing).
+        Returns "updated", "unchanged", or "closed" when an invoice already took it over."""
+        outcome = "unchanged"
+
+        def rewrite(estimate: Estimate) -> bool:
+            nonlocal outcome
+            if any(link.TxnType == "Invoice" for link in estimate.LinkedTxn or []) or estimate.TxnStatus == "Closed":
+                outcome = "closed"
+                return False
+            item_ids = self._item_ids(input.account_id, input.realm_id, input.proposal)
+            wanted = self._sales_lines(input.proposal, item_ids)
+            if estimate.DocNumber == input.proposal.number and _line_keys(estimate.Line) == _line_keys(wanted):
+                return False
+            estimate.DocNumber, estimate.Line = input.proposal.number, wanted
+            outcome = "updated"
+            return True
+
+        self._modify(input.realm_id, Estimate, input.estimate_id, "estimate-lines", rewrite)
+        return outcome
+
+    @activity.defn
+    def set_estimate_status(self, input: EstimateStatusInput) -> str:
+        """Mark an estimate Rejected (proposal lost) or Pending again (reopened); a closed one stays closed.
+        Returns the status the estimate has now."""
+        def mark(estimate: Estimate) -> bool:
+            if estimate.TxnStatus in (input.status, "Closed", "Converted"):
+                return False
+            estimate.TxnStatus = input.status
+            return True
+
+        return str(self._modify(input.realm_id, Estimate, input.estimate_id, "estimate-status", mark).TxnStatus)
+
+    @activity.defn
+    def void_payment(self, input: VoidPaymentInput) -> None:
+        """Void a payment refunded or voided in the CRM: its amount drops to zero and any invoice it paid is
+        open again. Voiding again is a no-op."""
+        for _ in range(STALE_RETRIES):
+            payment = self._get(input.realm_id, Payment, input.payment_id)
+            if _is_voided(payment):
+                return
             try:
-                self.qbo.audited_save(input.realm_id, payment, rid)
-                return amount
+                self.qbo.audited_void(input.realm_id, payment)
+                return
             except ApplicationError as error:
                 if error.type != "QboError5010":
                     raise
-        raise ApplicationError(f"payment {input.payment_id} kept changing under us", type="QboError5010")
+        raise ApplicationError(f"Payment {input.payment_id} kept changing under us", type="QboError5010")
 
     # -- royalty checks ------------------------------------------------------------------------------
     @activity.defn
@@ -317,5 +404,6 @@ class QuickBooksActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for the worker."""
-        return [self.ensure_customer, self.ensure_estimate, self.create_invoice_from_estimate,
-                self.record_unapplied_payment, self.apply_payment, self.write_royalty_check]
+        return [self.ensure_customer, self.ensure_estimate, self.update_estimate, self.set_estimate_status,
+                self.create_invoice_from_estimate, self.record_unapplied_payment, self.apply_payment,
+                self.void_payment, self.write_royalty_check]

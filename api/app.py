@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import crm_events, health, openapi
+from api import audit, crm_events, health, openapi
 from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(crm_events.router)
     app.include_router(health.router)
+    app.include_router(audit.router)
     openapi.install(app)
     return app
 

@@ -14,10 +14,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.openapi import documented_body
 from config.settings import Settings
-from dispatch import Dispatched, send_payment_added, send_proposal_changed, send_sales_cycle_change
+from dispatch import (
+    Dispatched,
+    send_payment_added,
+    send_payment_voided,
+    send_proposal_changed,
+    send_sales_cycle_change,
+)
 from models.accounts import Franchisee
 from models.crm_webhooks import SIGNATURE_HEADER, signature_matches
-from models.proposals import PaymentAdded, ProposalChanged, SalesCycleChange
+from models.proposals import PaymentAdded, PaymentVoided, ProposalChanged, SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
 # Temporal answers that mean "not now": the sender should deliver again later.
@@ -90,3 +96,10 @@ async def proposal_changed(account_id: str, request: Request, signature: Signatu
 async def payment_added(account_id: str, request: Request, signature: Signature = None) -> JSONResponse:
     """A payment was recorded on a proposal."""
     return await _accept(account_id, request, signature, PaymentAdded, send_payment_added)
+
+
+@router.post("/{account_id}/payment-voided", status_code=status.HTTP_202_ACCEPTED, responses=RESPONSES,
+             openapi_extra=documented_body(PaymentVoided))
+async def payment_voided(account_id: str, request: Request, signature: Signature = None) -> JSONResponse:
+    """A payment was voided or refunded in full: QBO's payment is voided and the ledger entry reversed."""
+    return await _accept(account_id, request, signature, PaymentVoided, send_payment_voided)

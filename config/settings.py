@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     qbo_redirect_uri: str = "http://127.0.0.1:8000/qbo/callback"
     qbo_minor_version: int = 75
     qbo_http_timeout_seconds: float = 30.0
+    # One QBO activity's time limit: a worker that dies mid-call has its activity run elsewhere after this.
+    qbo_activity_timeout: timedelta = timedelta(minutes=2)
     # How long to wait after QBO's 429 before trying again: Intuit advises 60 seconds.
     qbo_throttle_retry_seconds: float = 60.0
     # Plain-http OAuth is refused by requests-oauthlib unless allowed; allow it only for a loopback sandbox.
@@ -67,6 +69,10 @@ class Settings(BaseSettings):
 
     # Workflows
     proposal_idle_timeout: timedelta = timedelta(days=30)
+    # A proposal step stopped by a final QBO fault (a bad item, a missing account) is tried again this often.
+    proposal_stuck_retry_interval: timedelta = timedelta(hours=1)
+    # Reconciliation reads each account's CRM changes this often: the safety net under the webhooks.
+    reconcile_every: timedelta = timedelta(hours=6)
 
     @model_validator(mode="after")
     def _sandbox_urls(self) -> "Settings":

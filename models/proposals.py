@@ -4,6 +4,7 @@ activity inputs. Ids only, never credentials."""
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -80,10 +81,12 @@ class CrmPayment(_Strict):
     tip: Money = Field(default=Decimal(0), ge=0)
     received_on: date
     method: str = Field(default="card", max_length=30)
+    convenience_fee: Money = Field(default=Decimal(0), ge=0)
 
     @property
     def total(self) -> Money:
-        return cents(self.amount + self.tip)
+        """What the customer paid: the amount, the tip and any convenience fee."""
+        return cents(self.amount + self.tip + self.convenience_fee)
 
 
 class ProposalChanged(_Strict):
@@ -108,11 +111,44 @@ class PaymentAdded(_Strict):
     payment: CrmPayment
 
 
+class PaymentVoided(_Strict):
+    """The CRM says a payment was voided or refunded in full: the books must no longer count it. The payment
+    travels whole, so a void that overtakes its payment still leaves the books right."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime
+    contact: CrmContact
+    proposal_id: str = Field(min_length=1, max_length=64)
+    proposal_number: str = Field(min_length=1, max_length=21)
+    payment: CrmPayment
+    kind: Literal["void", "refund"] = "void"
+
+
+class ProposalSynced(_Strict):
+    """What reconciliation read from the CRM about one proposal: its lines, its contact's stage when the
+    proposal is the contact's current one, and every payment with the ones voided since."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    account_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime  # the proposal's last change in the CRM
+    contact: CrmContact
+    proposal: Proposal
+    stage: Stage | None = None
+    stage_at: AwareDatetime | None = None
+    payments: list[CrmPayment] = Field(default_factory=list)
+    voided_payment_ids: list[str] = Field(default_factory=list)
+
+
 class ProposalEvent(_Strict):
     """A sales-cycle change resolved to a lifecycle stage: the signal a proposal workflow receives."""
 
     change: SalesCycleChange
     stage: Stage
+
+
+# Every event a proposal workflow receives. No discriminator: recorded histories hold events without one.
+CrmEvent = ProposalEvent | ProposalChanged | PaymentAdded | PaymentVoided | ProposalSynced
 
 
 class ProposalInput(_Strict):
@@ -124,7 +160,35 @@ class ProposalInput(_Strict):
     realm_id: str
     franchisor_id: str
     idle_timeout: timedelta = timedelta(days=30)
+    # How often a step stopped by a final QBO fault is tried again on its own (an event or `retry` sooner).
+    stuck_retry_interval: timedelta = timedelta(hours=1)
+    # How long one QBO activity may take before it is tried again elsewhere (a worker that died mid-call).
+    qbo_timeout: timedelta = timedelta(minutes=2)
     carried: "ProposalState | None" = None
+
+
+class PaymentState(BaseModel):
+    """One CRM payment and what the books hold for it."""
+
+    payment: CrmPayment
+    qbo_id: str | None = None
+    applied: Money | None = None  # set once applied to the invoice (0 when the invoice had no balance left)
+    voided: Literal["void", "refund"] | None = None
+    voided_at: AwareDatetime | None = None
+    voided_in_qbo: bool = False
+
+    @property
+    def unapplied(self) -> Money:
+        return cents(0) if self.voided else cents(self.payment.total - (self.applied or 0))
+
+
+class StuckStep(BaseModel):
+    """A step a final QBO fault stopped; it is tried again on the next event, `retry`, or the retry timer."""
+
+    step: str
+    error: str
+    since: AwareDatetime
+    attempts: int = 1
 
 
 class ProposalState(BaseModel):
@@ -134,10 +198,30 @@ class ProposalState(BaseModel):
     customer_id: str | None = None
     estimate_id: str | None = None
     events_seen: list[str] = Field(default_factory=list)
-    # Events whose stage this version does not act on yet, kept whole so a later version can, and
-    # events a final QBO fault stopped.
-    deferred_events: list[ProposalEvent | ProposalChanged | PaymentAdded] = Field(default_factory=list)
+    # Events whose stage the first version did not act on, kept whole so a later version can, and
+    # events a final QBO fault stopped (first version only).
+    deferred_events: list["CrmEvent"] = Field(default_factory=list)
     failed_events: list[str] = Field(default_factory=list)
+    # The lifecycle: what the CRM says (newest wins, by the CRM's own times) and what the books hold.
+    contact: CrmContact | None = None
+    contact_at: AwareDatetime | None = None
+    proposal: Proposal | None = None
+    proposal_at: AwareDatetime | None = None
+    proposal_version: int = 0  # counts changes to the proposal's lines or number
+    stage_at: AwareDatetime | None = None
+    estimate_version: int | None = None  # the proposal_version the estimate was written with
+    estimate_status: str | None = None  # the TxnStatus we set: Rejected when lost, Pending when reopened
+    invoice_id: str | None = None
+    payments: list[PaymentState] = Field(default_factory=list)
+    stuck: list[StuckStep] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)  # what an operator should know: ignored or late changes
+
+    def payment(self, payment_id: str) -> PaymentState | None:
+        return next((p for p in self.payments if p.payment.id == payment_id), None)
+
+    @property
+    def unapplied_total(self) -> Money:
+        return cents(sum((p.unapplied for p in self.payments), start=cents(0)))
 
 
 class EnsureCustomerInput(_Strict):
@@ -175,6 +259,37 @@ class ApplyPaymentInput(_Strict):
     invoice_id: str
 
 
+class UpdateEstimateInput(_Strict):
+    account_id: str
+    realm_id: str
+    estimate_id: str
+    proposal: Proposal
+
+
+class EstimateStatusInput(_Strict):
+    realm_id: str
+    estimate_id: str
+    status: str  # QBO TxnStatus: Pending, Accepted, Rejected
+
+
+class VoidPaymentInput(_Strict):
+    realm_id: str
+    payment_id: str
+
+
+class ProposalRef(_Strict):
+    """Which proposal, for activities that read or write its ledger record."""
+
+    account_id: str
+    proposal_id: str
+    realm_id: str
+
+
+class SaveProposalInput(_Strict):
+    ref: ProposalRef
+    state: "ProposalState"
+
+
 def stage_for_step(sales_cycle: dict[str, str], step: str) -> Stage | None:
     """The lifecycle stage an account's sales-cycle step maps to; None when the step means nothing to us."""
     wanted = step.strip().casefold()
@@ -189,3 +304,4 @@ def proposal_workflow_id(account_id: str, proposal_id: str) -> str:
 
 
 ProposalInput.model_rebuild()
+SaveProposalInput.model_rebuild()

@@ -11,11 +11,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app as create_api
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from models import search_attributes
+from models.crm_credentials import save_crm_credentials
 from models.db import create_tables, get_engine
 from models.qbo_connection import save_connection
+from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.crm.app import create_app as create_crm_app
 from sandbox.qbo.admin import connect_company
 from sandbox.qbo.app import QboSandbox, create_app
@@ -76,6 +79,32 @@ def account_realm(engine: Engine, realm_id: str) -> str:
         session.add(franchisee)
         session.commit()
     return realm_id
+
+
+@pytest.fixture
+def e2e_settings(settings: Settings, dev_env: WorkflowEnvironment) -> Settings:
+    """Settings for an end-to-end test: the dev server's address, and a short wait after QBO's 429."""
+    return settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host,
+                                       "qbo_throttle_retry_seconds": 1.0})
+
+
+@pytest.fixture
+def api(e2e_settings: Settings, engine: Engine) -> Iterator[ServerThread]:
+    """The front door (uvicorn) on a free port."""
+    with ServerThread(create_api(e2e_settings)) as server:
+        yield server
+
+
+@pytest.fixture
+def crm_account(e2e_settings: Settings, api: ServerThread, engine: Engine) -> str:
+    """The acme-austin account in the CRM sandbox, its webhooks pointed at this test's API and signed with the
+    secret the API expects, and its CRM keys stored for the worker (reconciliation reads with them)."""
+    account_id = "acme-austin"
+    created = CrmSandboxAdmin(e2e_settings.crm_api_url).create_account(
+        account_id, "Acme Home Services of Austin", webhook_url=f"{api.url}/crm/{account_id}",
+        webhook_secret=e2e_settings.crm_webhook_secrets[account_id].get_secret_value())
+    save_crm_credentials(engine, account_id, created["access_token"], created["web_key"])
+    return account_id
 
 
 @pytest.fixture(scope="session")

@@ -26,38 +26,42 @@ from models.proposals import (
     ProposalChanged,
     ProposalEvent,
     ProposalInput,
+    ProposalSynced,
     Stage,
     proposal_workflow_id,
 )
+from models.reconcile import CrmChangesPage, ReconcileInput
 from tests import factories
-from tests.stubs import StubQuickBooks
+from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
+from tests.stubs import StubBooks, StubCrmSync
 from workflows.proposal import ProposalWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
 async def _proposal_scenario(client: Client, task_queue: str, name: str, events: list[Any]) -> None:
+    path = HISTORIES / f"proposal_{name}.json"
+    if path.exists():  # a recorded history stands for runs already in flight: it is never rewritten
+        print(f"kept {path.name}: it exists already")
+        return
     workflow_id = proposal_workflow_id("acme-austin", f"{name}-{uuid.uuid4().hex[:6]}")
     workflow_input = ProposalInput(account_id="acme-austin", proposal_id="P-1", realm_id="r1",
                                    franchisor_id="acme", idle_timeout=timedelta(seconds=3))
     handle = await client.start_workflow(ProposalWorkflow.run, workflow_input, id=workflow_id,
-                                         task_queue=task_queue, start_signal="event", start_signal_args=[events[0]])
+                                         task_queue=task_queue, start_signal=SIGNALS[type(events[0])],
+                                         start_signal_args=[events[0]])
     for event in events[1:]:
-        signal = {ProposalEvent: ProposalWorkflow.event, ProposalChanged: ProposalWorkflow.proposal_changed,
-                  PaymentAdded: ProposalWorkflow.payment_added}[type(event)]
-        await handle.signal(signal, event)
+        await handle.signal(SIGNALS[type(event)], event)
     for _ in range(100):  # every event handled
-        if len((await handle.query(ProposalWorkflow.state)).events_seen) >= len({_event_id(e) for e in events}):
+        seen = len((await handle.query(ProposalWorkflow.state)).events_seen) >= len({_event_id(e) for e in events})
+        if seen and not await handle.query(ProposalWorkflow.busy):
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(4)  # past the idle timeout: a run with nothing deferred finishes
     if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         await handle.terminate("recorded")  # one holding deferred events stays open; its history ends here
     history = await handle.fetch_history()
-    path = HISTORIES / f"proposal_{name}.json"
-    if path.exists():  # a recorded history stands for runs already in flight: it is never rewritten
-        print(f"kept {path.name}: it exists already")
-        return
     path.write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
 
@@ -72,14 +76,14 @@ def _event(event_id: str, stage: Stage = Stage.PROPOSAL, number: str = "1001") -
 
 async def main() -> None:
     settings = get_settings()
-    stub = StubQuickBooks()
+    stub = StubBooks()
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(settings.temporal_cli), data_converter=pydantic_data_converter,
         search_attributes=search_attributes.ALL,
     ) as env:
         task_queue = "record-histories"
         async with Worker(env.client, task_queue=task_queue, workflows=[ProposalWorkflow],
-                          activities=[stub.ensure_customer, stub.ensure_estimate]):
+                          activities=stub.activities()):
             await _proposal_scenario(env.client, task_queue, "estimate_duplicate_and_deferred", [
                 _event("evt-1"), _event("evt-1"), _event("evt-2", Stage.JOB_COMPLETE)])
             await _proposal_scenario(env.client, task_queue, "final_fault_then_success", [
@@ -94,6 +98,37 @@ async def main() -> None:
                 PaymentAdded(event_id="evt-pay", account_id="acme-austin", occurred_at=change.occurred_at,
                              contact=change.contact, proposal_id="P-1", proposal_number="1001",
                              payment=CrmPayment(id="pay-1", amount=Decimal("50.00"), received_on=date(2026, 11, 21)))])
+            # The lifecycle (runs started by today's code).
+            await _proposal_scenario(env.client, task_queue, "lifecycle_in_order", [
+                stage("l1", Stage.PROPOSAL, 0), paid("l2", "pay-1", "100.00", 1, tip="5.00"),
+                stage("l3", Stage.JOB_COMPLETE, 2), paid("l4", "pay-2", "40.00", 3), voided("l5", "pay-2", "40.00", 4)])
+            await _proposal_scenario(env.client, task_queue, "lifecycle_stuck_then_fixed_lost", [
+                stage("s1", Stage.PROPOSAL, 0, snapshot=with_bad_item()), paid("s2", "pay-1", "30.00", 1),
+                edited("s3", 2, "90.00"), stage("s4", Stage.LOST, 3), stage("s4", Stage.LOST, 3)])
+
+        sync = StubCrmSync([reconcile_page("1", "2", total=3), reconcile_page("3", total=3)])
+        async with Worker(env.client, task_queue="record-reconcile", workflows=[ReconcileWorkflow],
+                          activities=sync.activities()):
+            await _reconcile_scenario(env.client, "record-reconcile", "two_pages")
+
+
+async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> None:
+    path = HISTORIES / f"reconcile_{name}.json"
+    if path.exists():
+        print(f"kept {path.name}: it exists already")
+        return
+    handle = await client.start_workflow(ReconcileWorkflow.run, ReconcileInput(account_id="acme-austin"),
+                                         id=f"reconcile:{name}-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+    await handle.result()
+    path.write_text((await handle.fetch_history()).to_json())
+    print(f"recorded reconcile {name}")
+
+
+def reconcile_page(*proposal_ids: str, total: int) -> CrmChangesPage:
+    snapshots = [ProposalSynced(event_id=f"sync-{pid}", account_id="acme-austin", occurred_at=factories.T0,
+                                contact=factories.contact(), proposal=factories.proposal(pid, f"N-{pid}"))
+                 for pid in proposal_ids]
+    return CrmChangesPage(proposals=snapshots, read=len(snapshots), total=total, newest=factories.T0)
 
 
 if __name__ == "__main__":

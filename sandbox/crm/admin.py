@@ -44,10 +44,15 @@ class CrmSandboxAdmin:
                           {"sales_cycle": step, "proposal_id": proposal_id})
 
     def add_payment(self, account_id: str, proposal_id: str, amount: Decimal, received_on: date,
-                    tip: Decimal = Decimal(0), method: str = "card") -> dict[str, Any]:
+                    tip: Decimal = Decimal(0), method: str = "card",
+                    convenience_fee: Decimal = Decimal(0)) -> dict[str, Any]:
         return self._post(f"/accounts/{account_id}/proposals/{proposal_id}/payments",
                           {"amount": str(amount), "tip": str(tip), "method": method,
-                           "payment_date": received_on.isoformat()})
+                           "convenience_fee": str(convenience_fee), "payment_date": received_on.isoformat()})
+
+    def void_payment(self, account_id: str, payment_id: str, kind: str = "void") -> dict[str, Any]:
+        """Void a payment or refund it in full (kind "refund")."""
+        return self._post(f"/accounts/{account_id}/payments/{payment_id}/void", {"kind": kind})
 
     def webhooks(self) -> list[dict[str, Any]]:
         response = self._http.get("/webhooks")

@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
@@ -50,8 +50,13 @@ class NewProposal(BaseModel):
 class NewPayment(BaseModel):
     amount: Decimal = Field(gt=0)
     tip: Decimal = Decimal("0")
+    convenience_fee: Decimal = Decimal("0")
     method: str = "card"
     payment_date: date
+
+
+class PaymentVoid(BaseModel):
+    kind: Literal["void", "refund"] = "void"
 
 
 class StepMove(BaseModel):
@@ -100,6 +105,13 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         if proposal is None or proposal["account_id"] != account.account_id:
             raise CrmError("CT_515", "Record not found")
         return proposal
+
+    def own_payment(account: Account, payment_id: str) -> dict[str, Any]:
+        payment = store.payments.get(payment_id)
+        if payment is None:
+            raise CrmError("CT_515", "Record not found")
+        own_proposal(account, payment["proposal_id"])
+        return payment
 
     async def fields(request: Request) -> dict[str, Any]:
         try:
@@ -208,6 +220,12 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
             raise CrmError("CT_525", f"Insert failed: {error}") from error
         return envelope(record_payment(account, proposal, payment))
 
+    @app.post("/v2/api/void_proposal_payment")
+    async def void_proposal_payment(account: AccountDep, request: Request) -> dict[str, Any]:
+        body = await fields(request)
+        payment = own_payment(account, str(body.get("payment_id", "")))
+        return envelope(void_payment(account, payment, PaymentVoid(kind=body.get("kind", "void"))))
+
     @app.post("/v2/api/update_client_sales_cycle")
     async def update_client_sales_cycle(account: AccountDep, request: Request) -> dict[str, Any]:
         body = await fields(request)
@@ -224,6 +242,9 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
             contact.update(clients_sales_cycle=step.sales_cycle_id, last_modified_date=now_iso())
         proposals = [p for p in store.proposals.values() if p["client_id"] == contact["client_id"]]
         proposal = store.proposals.get(move.proposal_id) if move.proposal_id else (proposals[-1] if proposals else None)
+        if proposal is not None:  # the move is news about the proposal too: reconciliation finds it by this
+            with store.lock:
+                proposal["last_modified_date"] = now_iso()
         notify_step_change(account, contact, step.sales_cycle_name, proposal)
         return dict(contact)
 
@@ -252,15 +273,29 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         notify(account, "sales-cycle", {"sales_cycle_step": step_name, "contact": contact_json(contact),
                                         "proposal": None if proposal is None else proposal_json(proposal)})
 
+    def payment_json(payment: dict[str, Any]) -> dict[str, Any]:
+        return {"id": payment["payment_id"], "amount": payment["amount"], "tip": payment["tip"],
+                "convenience_fee": payment.get("convenience_fee", "0"), "received_on": payment["payment_date"],
+                "method": payment["method"]}
+
+    def about_payment(payment: dict[str, Any]) -> dict[str, Any]:
+        proposal = store.proposals[payment["proposal_id"]]
+        return {"contact": contact_json(store.contacts[proposal["client_id"]]),
+                "proposal_id": proposal["proposal_id"], "proposal_number": proposal["proposal_number"],
+                "payment": payment_json(payment)}
+
     def record_payment(account: Account, proposal: dict[str, Any], payment: NewPayment) -> dict[str, Any]:
         added = store.add_payment(proposal["proposal_id"], payment.amount, payment.tip, payment.method,
-                                  payment.payment_date)
-        notify(account, "payment", {
-            "contact": contact_json(store.contacts[proposal["client_id"]]),
-            "proposal_id": proposal["proposal_id"], "proposal_number": proposal["proposal_number"],
-            "payment": {"id": added["payment_id"], "amount": added["amount"], "tip": added["tip"],
-                        "received_on": added["payment_date"], "method": added["method"]}})
+                                  payment.payment_date, payment.convenience_fee)
+        notify(account, "payment", about_payment(added))
         return added
+
+    def void_payment(account: Account, payment: dict[str, Any], void: PaymentVoid) -> dict[str, Any]:
+        already = payment["voided"]
+        voided = store.void_payment(payment["payment_id"], void.kind)
+        if not already:
+            notify(account, "payment-voided", {**about_payment(voided), "kind": voided["void_kind"]})
+        return voided
 
     # -- admin (sandbox only): what staff do in the CRM's screens --------------------------------------
     @app.get("/healthz")
@@ -306,6 +341,12 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     def admin_add_payment(account_id: str, proposal_id: str, payment: NewPayment) -> dict[str, Any]:
         account = admin_account(account_id)
         return record_payment(account, own_proposal(account, proposal_id), payment)
+
+    @app.post("/admin/accounts/{account_id}/payments/{payment_id}/void")
+    def admin_void_payment(account_id: str, payment_id: str, void: PaymentVoid) -> dict[str, Any]:
+        """Staff void a payment or refund it in full: the CRM tells Ledgerflow."""
+        account = admin_account(account_id)
+        return void_payment(account, own_payment(account, payment_id), void)
 
     @app.put("/admin/accounts/{account_id}/proposals/{proposal_id}")
     def admin_edit_proposal(account_id: str, proposal_id: str, edit: NewProposal) -> dict[str, Any]:

@@ -137,14 +137,24 @@ class CrmStore:
             self.proposals[proposal_id] = proposal
             return dict(proposal)
 
-    def add_payment(self, proposal_id: str, amount: Decimal, tip: Decimal, method: str,
-                    received_on: date) -> dict[str, Any]:
+    def add_payment(self, proposal_id: str, amount: Decimal, tip: Decimal, method: str, received_on: date,
+                    convenience_fee: Decimal = Decimal(0)) -> dict[str, Any]:
         with self.lock:
             payment = {"payment_id": self.next_id("payment"), "proposal_id": proposal_id, "amount": str(amount),
-                       "tip": str(tip), "method": method, "payment_date": received_on.isoformat(), "voided": False,
-                       "created": now_iso()}
+                       "tip": str(tip), "convenience_fee": str(convenience_fee), "method": method,
+                       "payment_date": received_on.isoformat(), "voided": False, "void_kind": None,
+                       "voided_at": None, "created": now_iso()}
             self.payments[payment["payment_id"]] = payment
             self.proposals[proposal_id]["last_modified_date"] = now_iso()
+            return dict(payment)
+
+    def void_payment(self, payment_id: str, kind: str) -> dict[str, Any]:
+        """A void or a full refund: the payment stays on the proposal, marked."""
+        with self.lock:
+            payment = self.payments[payment_id]
+            if not payment["voided"]:
+                payment.update(voided=True, void_kind=kind, voided_at=now_iso())
+                self.proposals[payment["proposal_id"]]["last_modified_date"] = now_iso()
             return dict(payment)
 
     def add_note(self, contact_id: str, note: str, kind: str = "note") -> dict[str, Any]:

@@ -74,8 +74,12 @@ class QboSandbox:
         return self.fault_plans.setdefault(realm_id, FaultPlan())
 
     def saved(self, realm_id: str) -> None:
-        if self.state is not None:
-            self.state.save_company(realm_id, self.companies[realm_id].snapshot())
+        """Write what the company changed since it was last saved to the state file (without one: forget it)."""
+        company = self.companies[realm_id]
+        with company.lock:
+            if self.state is not None:
+                self.state.save_changes(realm_id, company.pending_changes())
+            company.mark_saved()
 
     def tokens_saved(self) -> None:
         if self.state is not None:
@@ -261,7 +265,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
                 except faults.QboFault as fault:
                     status, response = fault.status, fault.body(now_iso())
                 if request_id:
-                    company.responses_by_request_id[request_id] = (status, response)
+                    company.remember_response(request_id, status, response)
                 sandbox.saved(realm_id)
             return await _respond(call, response, status)
 

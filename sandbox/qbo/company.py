@@ -3,10 +3,11 @@ it derives, and its request ids."""
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox.qbo import faults
 from sandbox.qbo.schema import COMPUTED, ENTITIES, FIELDS, NAME_LISTS
@@ -14,8 +15,19 @@ from sandbox.qbo.schema import COMPUTED, ENTITIES, FIELDS, NAME_LISTS
 # DisplayName is unique across these, case-insensitively.
 NAMED_PARTIES = ("Customer", "Vendor", "Employee")
 PAYMENT_TYPES = ("Cash", "Check", "CreditCard")
+# The field whose name is unique (case-insensitively) per entity, and the entities with unique DocNumbers.
+NAME_FIELDS = {"Customer": "DisplayName", "Vendor": "DisplayName", "Employee": "DisplayName", "Account": "Name",
+               "Item": "Name"}
+NUMBERED = ("Estimate", "Invoice", "CreditMemo", "Purchase")
 ZERO = Decimal(0)
 HALF_CENT = Decimal("0.005")
+# The entities QBO derives values for, in the order they have to be derived: a customer's balance sums its
+# invoices' balances and its payments' unapplied amounts, so customers come last.
+DERIVED = ("Payment", "Invoice", "CreditMemo", "Estimate", "Customer")
+
+Key = tuple[str, str]  # (entity, id) of one object
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def canonical_entity(name: str) -> str:
@@ -53,6 +65,19 @@ def _links(obj: dict[str, Any], txn_type: str) -> list[str]:
     return [str(link["TxnId"]) for link in obj.get("LinkedTxn") or [] if link.get("TxnType") == txn_type]
 
 
+@dataclass
+class Changes:
+    """What a company changed since it was last saved, so that the state file rewrites only that: the objects
+    written or whose derived values changed, the objects deleted (with their deletion time, in deletion
+    order), the new request-id answers, and the settings and counters (always: they are one small row).
+    It holds the company's own objects, not copies: write it out before the company's lock is released."""
+
+    settings: dict[str, Any]
+    objects: dict[Key, dict[str, Any]]
+    deleted: list[tuple[Key, str]]
+    responses: dict[str, tuple[int, dict[str, Any]]]
+
+
 class Company:
     def __init__(self, realm_id: str, name: str, estimate_closed_status: str = "Closed") -> None:
         self.realm_id = realm_id
@@ -65,6 +90,7 @@ class Company:
         self.responses_by_request_id: dict[str, tuple[int, dict[str, Any]]] = {}
         self._next_id = 1
         self._next_doc_number = 1001
+        self._reset_indexes()
         self._seed()
 
     def snapshot(self) -> dict[str, Any]:
@@ -86,7 +112,54 @@ class Company:
         company.deleted = {entity: data["deleted"].get(entity, {}) for entity in ENTITIES}
         company.responses_by_request_id = {k: (v[0], v[1]) for k, v in data["responses_by_request_id"].items()}
         company._next_id, company._next_doc_number = data["next_id"], data["next_doc_number"]
+        company._reset_indexes()
+        for entity, of_entity in company.objects.items():
+            for object_id, obj in of_entity.items():
+                company._index(entity, object_id, None, obj)
+        company._derive({(entity, object_id) for entity in DERIVED for object_id in company.objects[entity]})
+        company.mark_saved()  # what was loaded is what the state file holds
         return company
+
+    def _reset_indexes(self) -> None:
+        # Who links to whom: (entity, id) of an invoice, credit memo, estimate or customer -> the payments,
+        # invoices and credit memos linking to it. Lets a write re-derive only what it can affect.
+        self._linked_from: dict[Key, set[Key]] = {}
+        # Validation's look-ups: (entity, casefolded name) and (entity, DocNumber) -> ids of the objects.
+        self._by_name: dict[tuple[str, str], set[str]] = {}
+        self._by_doc_number: dict[tuple[str, Hashable], set[str]] = {}
+        # What the state file does not have yet (see pending_changes).
+        self._dirty: set[Key] = set()
+        self._deleted_since_save: list[Key] = []
+        self._responses_since_save: list[str] = []
+
+    # -- saving --------------------------------------------------------------------------------------
+    def remember_response(self, request_id: str, status: int, response: dict[str, Any]) -> None:
+        """Keep a write's answer for its request id: a retry with the same id gets it back, unchanged."""
+        with self.lock:
+            self.responses_by_request_id[request_id] = (status, response)
+            self._responses_since_save.append(request_id)
+
+    def pending_changes(self) -> Changes:
+        """What changed since the company was last saved (or created, or restored), for the state file. Call
+        mark_saved once it is written, holding the lock throughout: a failed save keeps them pending."""
+        with self.lock:
+            deleted = [((entity, object_id), self.deleted[entity][object_id])
+                       for entity, object_id in self._deleted_since_save]
+            objects = {(entity, object_id): self.objects[entity][object_id]
+                       for entity, object_id in sorted(self._dirty) if object_id in self.objects[entity]}
+            responses = {rid: self.responses_by_request_id[rid] for rid in self._responses_since_save}
+            return Changes(self.settings(), objects, deleted, responses)
+
+    def mark_saved(self) -> None:
+        with self.lock:
+            self._dirty, self._deleted_since_save, self._responses_since_save = set(), [], []
+
+    def settings(self) -> dict[str, Any]:
+        """The company's own fields and counters: all of a snapshot but its objects, tombstones and answers."""
+        with self.lock:
+            return {"realm_id": self.realm_id, "name": self.name,
+                    "estimate_closed_status": self.estimate_closed_status,
+                    "next_id": self._next_id, "next_doc_number": self._next_doc_number}
 
     def _seed(self) -> None:
         """What every new QBO company has: income, expense and bank accounts and the "Services" item."""
@@ -138,8 +211,7 @@ class Company:
             now = now_iso()
             obj["MetaData"] = {"CreateTime": now, "LastUpdatedTime": now}
             obj["domain"], obj["sparse"] = "QBO", False
-            self.objects[entity][obj["Id"]] = obj
-            self._derive()
+            self._derive(self._put(entity, obj["Id"], obj))
             return copy.deepcopy(obj)
 
     def _current(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -151,13 +223,14 @@ class Company:
             raise faults.stale_object()
         return current
 
-    def _store(self, entity: str, current: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    def _store(self, entity: str, current: dict[str, Any], obj: dict[str, Any],
+               affected: Iterable[Key] = ()) -> dict[str, Any]:
+        """Replace `current` with `obj` and re-derive what that, and the writes that made `affected`, change."""
         obj["Id"] = current["Id"]
         obj["SyncToken"] = str(int(current["SyncToken"]) + 1)
         obj["MetaData"] = {"CreateTime": current["MetaData"]["CreateTime"], "LastUpdatedTime": now_iso()}
         obj["domain"], obj["sparse"] = "QBO", False
-        self.objects[entity][obj["Id"]] = obj
-        self._derive()
+        self._derive({*affected, *self._put(entity, obj["Id"], obj)})
         return copy.deepcopy(obj)
 
     def update(self, entity: str, body: dict[str, Any], allow_duplicate_doc_number: bool = False) -> dict[str, Any]:
@@ -183,9 +256,10 @@ class Company:
             if entity in ("Invoice", "CreditMemo") and self._applications(entity, current["Id"]):
                 raise faults.business_validation(
                     f"This {entity} has payments applied to it. Remove them before deleting it.")
-            del self.objects[entity][current["Id"]]
+            affected = self._put(entity, current["Id"], None)
             self.deleted[entity][current["Id"]] = now_iso()
-            self._derive()
+            self._deleted_since_save.append((entity, current["Id"]))
+            self._derive(affected)
             return {"Id": current["Id"], "status": "Deleted", "domain": "QBO"}
 
     def void(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -197,18 +271,19 @@ class Company:
             obj = {k: copy.deepcopy(v) for k, v in current.items() if k not in COMPUTED}
             obj["PrivateNote"] = "Voided"
             obj["TotalAmt"] = ZERO
+            affected: set[Key] = set()
             if entity == "Payment":
                 obj["Line"] = []
             else:
                 for line in obj["Line"]:
                     line["Amount"] = ZERO
-                for payment in self.objects["Payment"].values():
+                for payment in self._linking("Payment", ("Invoice", current["Id"])):
                     kept = [line for line in payment.get("Line") or [] if current["Id"] not in _links(line, "Invoice")]
-                    if len(kept) != len(payment.get("Line") or []):
-                        payment["Line"] = kept
-                        payment["SyncToken"] = str(int(payment["SyncToken"]) + 1)
-                        payment["MetaData"]["LastUpdatedTime"] = now_iso()
-            return self._store(entity, current, obj)
+                    metadata = {**payment["MetaData"], "LastUpdatedTime": now_iso()}
+                    stripped = {**payment, "Line": kept, "SyncToken": str(int(payment["SyncToken"]) + 1),
+                                "MetaData": metadata}
+                    affected |= self._put("Payment", payment["Id"], stripped)
+            return self._store(entity, current, obj, affected)
 
     # -- QBO's rules, per entity ---------------------------------------------------------------------
     def _prepare(self, entity: str, obj: dict[str, Any], existing_id: str | None,
@@ -216,18 +291,16 @@ class Company:
         rule: Callable[..., None] | None = getattr(self, f"_prepare_{entity.lower()}", None)
         if rule is not None:
             rule(obj, existing_id)
-        if entity in ("Estimate", "Invoice", "CreditMemo", "Purchase") and obj.get("DocNumber") \
-                and not allow_duplicate_doc_number:
-            for other in self.objects[entity].values():
-                if other["Id"] != existing_id and other.get("DocNumber") == obj["DocNumber"]:
-                    raise faults.duplicate_doc_number(obj["DocNumber"])
+        numbered = set() if allow_duplicate_doc_number else _doc_number_keys(entity, obj)
+        if any(self._by_doc_number.get(key, set()) - {existing_id} for key in numbered):
+            raise faults.duplicate_doc_number(obj["DocNumber"])
 
-    def _unique_name(self, entities: tuple[str, ...], field: str, name: str, existing_id: str | None) -> None:
-        wanted = name.casefold()
+    def _unique_name(self, entities: tuple[str, ...], name: str, existing_id: str | None) -> None:
+        """Fault 6240 naming the first other object (by entity, then oldest) holding the name."""
         for entity in entities:
-            for other in self.objects[entity].values():
-                if other["Id"] != existing_id and str(other.get(field, "")).casefold() == wanted:
-                    raise faults.duplicate_name(other["Id"])
+            others = self._by_name.get((entity, name.casefold()), set()) - {existing_id}
+            if others:
+                raise faults.duplicate_name(min(others, key=int))
 
     def _prepare_party(self, obj: dict[str, Any], existing_id: str | None) -> None:
         if not obj.get("DisplayName"):
@@ -238,7 +311,7 @@ class Company:
             raise faults.required_missing("DisplayName")
         if any(ch in name for ch in ":\t\n"):
             raise faults.business_validation("DisplayName cannot contain a colon, tab or newline")
-        self._unique_name(NAMED_PARTIES, "DisplayName", name, existing_id)
+        self._unique_name(NAMED_PARTIES, name, existing_id)
         obj.setdefault("Active", True)
         obj["FullyQualifiedName"] = name
 
@@ -250,7 +323,7 @@ class Company:
         for required in ("Name", "AccountType"):
             if not obj.get(required):
                 raise faults.required_missing(required)
-        self._unique_name(("Account",), "Name", obj["Name"], existing_id)
+        self._unique_name(("Account",), obj["Name"], existing_id)
         obj.setdefault("Active", True)
         obj["FullyQualifiedName"] = obj["Name"]
 
@@ -262,7 +335,7 @@ class Company:
             raise faults.business_validation("Item Name is longer than 100 characters")
         if any(ch in obj["Name"] for ch in ":\t\n"):
             raise faults.business_validation("Item Name cannot contain a colon, tab or newline")
-        self._unique_name(("Item",), "Name", obj["Name"], existing_id)
+        self._unique_name(("Item",), obj["Name"], existing_id)
         if obj["Type"] == "Service":
             self._require_ref(obj, "IncomeAccountRef", "Account")
         obj.setdefault("Active", True)
@@ -330,9 +403,8 @@ class Company:
                 raise faults.invalid_reference("LinkedTxn.TxnId", estimate_id)
             if _ref_value(estimate["CustomerRef"]) != customer:
                 raise faults.business_validation("The linked estimate belongs to another customer")
-            for other in self.objects["Invoice"].values():
-                if other["Id"] != existing_id and estimate_id in _links(other, "Estimate"):
-                    raise faults.business_validation(f"Estimate {estimate_id} is already linked to an invoice")
+            if any(other["Id"] != existing_id for other in self._linking("Invoice", ("Estimate", estimate_id))):
+                raise faults.business_validation(f"Estimate {estimate_id} is already linked to an invoice")
             kept.append({"TxnId": estimate_id, "TxnType": "Estimate"})
         obj["LinkedTxn"] = kept  # payment links are derived
 
@@ -397,41 +469,156 @@ class Company:
         self._dated(obj, numbered=False)
 
     # -- what QBO derives: balances, links, statuses -------------------------------------------------
+    # A write re-derives only the objects it can change: itself, what it links to before and after the write
+    # (the invoices and credit memos a payment applies to, the estimate an invoice converts, their customer),
+    # and the customers of those. _linked_from is kept in step by _put so finding them never scans a company.
+
+    def _put(self, entity: str, object_id: str, obj: dict[str, Any] | None) -> set[Key]:
+        """Store `obj` as the object `object_id` (None: remove it), keeping the indexes in step. Returns the
+        keys of the objects whose derived values may have changed: the object and what it linked to before
+        and links to now."""
+        before = self.objects[entity].get(object_id)
+        if obj is None:
+            del self.objects[entity][object_id]
+        else:
+            self.objects[entity][object_id] = obj
+        self._dirty.add((entity, object_id))
+        return {(entity, object_id)} | self._index(entity, object_id, before, obj)
+
+    def _index(self, entity: str, object_id: str, before: dict[str, Any] | None,
+               after: dict[str, Any] | None) -> set[Key]:
+        """Move the object's index entries from what `before` holds to what `after` holds (None: no object).
+        Returns what it linked to before and links to now."""
+        _move(self._by_name, _name_keys(entity, before), _name_keys(entity, after), object_id)
+        _move(self._by_doc_number, _doc_number_keys(entity, before), _doc_number_keys(entity, after), object_id)
+        old, new = _targets(entity, before), _targets(entity, after)
+        _move(self._linked_from, old, new, (entity, object_id))
+        return old | new
+
+    def _linking(self, entity: str, target: Key) -> list[dict[str, Any]]:
+        """The objects of `entity` that link to `target`, oldest first (the order QBO lists them in; ids grow
+        with creation, so that is the order of the company's own dicts)."""
+        ids = [object_id for kind, object_id in self._linked_from.get(target, ()) if kind == entity]
+        return [self.objects[entity][object_id] for object_id in sorted(ids, key=int)]
+
     def _applications(self, kind: str, txn_id: str, excluding_payment: str | None = None) -> list[Decimal]:
-        return [line["Amount"] for payment in self.objects["Payment"].values() if payment["Id"] != excluding_payment
+        """The amounts of the payment lines applied to an invoice or credit memo."""
+        return [line["Amount"] for payment in self._linking("Payment", (kind, txn_id))
+                if payment["Id"] != excluding_payment
                 for line in payment.get("Line") or [] if txn_id in _links(line, kind)]
 
     def _applied_to(self, kind: str, txn_id: str, excluding_payment: str | None = None) -> Decimal:
         return sum(self._applications(kind, txn_id, excluding_payment), start=ZERO)
 
-    def _derive(self) -> None:
-        for payment in self.objects["Payment"].values():
-            lines = payment.get("Line") or []
-            invoices = sum((ln["Amount"] for ln in lines if _links(ln, "Invoice")), start=ZERO)
-            credits = sum((ln["Amount"] for ln in lines if _links(ln, "CreditMemo")), start=ZERO)
-            payment["UnappliedAmt"] = payment["TotalAmt"] - invoices + credits
-        for invoice in self.objects["Invoice"].values():
-            invoice["Balance"] = invoice["TotalAmt"] - self._applied_to("Invoice", invoice["Id"])
-            invoice["HomeBalance"] = invoice["Balance"]
-            estimates = [link for link in invoice.get("LinkedTxn") or [] if link["TxnType"] == "Estimate"]
-            payments = [{"TxnId": p["Id"], "TxnType": "Payment"} for p in self.objects["Payment"].values()
-                        if any(invoice["Id"] in _links(line, "Invoice") for line in p.get("Line") or [])]
-            invoice["LinkedTxn"] = estimates + payments
-        for memo in self.objects["CreditMemo"].values():
-            memo["RemainingCredit"] = memo["TotalAmt"] - self._applied_to("CreditMemo", memo["Id"])
-            memo["Balance"] = memo["RemainingCredit"]
-        for estimate in self.objects["Estimate"].values():
-            invoices = [i["Id"] for i in self.objects["Invoice"].values() if estimate["Id"] in _links(i, "Estimate")]
-            estimate["LinkedTxn"] = [{"TxnId": i, "TxnType": "Invoice"} for i in invoices]
-            if invoices:
-                estimate["TxnStatus"] = self.estimate_closed_status
-        for customer in self.objects["Customer"].values():
-            mine = customer["Id"]
-            owed = sum((i["Balance"] for i in self.objects["Invoice"].values()
-                        if _ref_value(i["CustomerRef"]) == mine), start=ZERO)
-            credit = sum((p["UnappliedAmt"] for p in self.objects["Payment"].values()
-                          if _ref_value(p["CustomerRef"]) == mine), start=ZERO)
-            credit += sum((m["RemainingCredit"] for m in self.objects["CreditMemo"].values()
-                           if _ref_value(m["CustomerRef"]) == mine), start=ZERO)
-            customer["Balance"] = owed - credit
-            customer["BalanceWithJobs"] = customer["Balance"]
+    def _derive(self, affected: Iterable[Key]) -> None:
+        """Re-derive the `affected` objects that still exist, and the balances of their customers."""
+        keys = set(affected)
+        for entity, object_id in list(keys):
+            obj = self.objects[entity].get(object_id)
+            if obj is not None and entity in ("Invoice", "CreditMemo", "Payment"):
+                customer = _ref_value(obj.get("CustomerRef"))
+                if customer is not None:
+                    keys.add(("Customer", customer))
+        for entity in DERIVED:
+            derive = self._DERIVERS[entity]
+            for kind, object_id in keys:
+                obj = self.objects[entity].get(object_id) if kind == entity else None
+                if obj is not None:
+                    derive(self, obj)
+
+    def _set_derived(self, entity: str, obj: dict[str, Any], values: dict[str, Any]) -> None:
+        """Set derived fields; an object whose derived values changed has to be saved again."""
+        if any(key not in obj or obj[key] != value for key, value in values.items()):
+            self._dirty.add((entity, obj["Id"]))
+        obj.update(values)
+
+    def _derive_payment(self, payment: dict[str, Any]) -> None:
+        """UnappliedAmt: what the payment has not applied to invoices (applied credit memos add to it)."""
+        lines = payment.get("Line") or []
+        invoices = sum((ln["Amount"] for ln in lines if _links(ln, "Invoice")), start=ZERO)
+        credits = sum((ln["Amount"] for ln in lines if _links(ln, "CreditMemo")), start=ZERO)
+        self._set_derived("Payment", payment, {"UnappliedAmt": payment["TotalAmt"] - invoices + credits})
+
+    def _derive_invoice(self, invoice: dict[str, Any]) -> None:
+        """Balance (what payments leave open) and LinkedTxn: its estimates, then the payments applied to it."""
+        balance = invoice["TotalAmt"] - self._applied_to("Invoice", invoice["Id"])
+        estimates = [link for link in invoice.get("LinkedTxn") or [] if link["TxnType"] == "Estimate"]
+        payments = [{"TxnId": p["Id"], "TxnType": "Payment"}
+                    for p in self._linking("Payment", ("Invoice", invoice["Id"]))]
+        self._set_derived("Invoice", invoice, {"Balance": balance, "HomeBalance": balance,
+                                               "LinkedTxn": estimates + payments})
+
+    def _derive_credit_memo(self, memo: dict[str, Any]) -> None:
+        """RemainingCredit: what payments have not applied of the memo yet."""
+        remaining = memo["TotalAmt"] - self._applied_to("CreditMemo", memo["Id"])
+        self._set_derived("CreditMemo", memo, {"RemainingCredit": remaining, "Balance": remaining})
+
+    def _derive_estimate(self, estimate: dict[str, Any]) -> None:
+        """LinkedTxn: the invoices made from it. Once it has one it is closed (it stays so if unlinked)."""
+        invoices = [i["Id"] for i in self._linking("Invoice", ("Estimate", estimate["Id"]))]
+        values: dict[str, Any] = {"LinkedTxn": [{"TxnId": i, "TxnType": "Invoice"} for i in invoices]}
+        if invoices:
+            values["TxnStatus"] = self.estimate_closed_status
+        self._set_derived("Estimate", estimate, values)
+
+    def _derive_customer(self, customer: dict[str, Any]) -> None:
+        """Balance: what its invoices leave open less its unapplied payments and its remaining credit."""
+        mine = ("Customer", customer["Id"])
+        owed = sum((i["Balance"] for i in self._linking("Invoice", mine)), start=ZERO)
+        credit = sum((p["UnappliedAmt"] for p in self._linking("Payment", mine)), start=ZERO)
+        credit += sum((m["RemainingCredit"] for m in self._linking("CreditMemo", mine)), start=ZERO)
+        balance = owed - credit
+        self._set_derived("Customer", customer, {"Balance": balance, "BalanceWithJobs": balance})
+
+    _DERIVERS: dict[str, Callable[["Company", dict[str, Any]], None]] = {
+        "Payment": _derive_payment, "Invoice": _derive_invoice, "CreditMemo": _derive_credit_memo,
+        "Estimate": _derive_estimate, "Customer": _derive_customer,
+    }
+
+
+def _move(index: dict[K, set[V]], old: set[K], new: set[K], member: V) -> None:
+    """Keep a many-to-many index in step: `member` leaves the entries of `old` and joins those of `new`."""
+    for key in old - new:
+        members = index[key]
+        members.discard(member)
+        if not members:
+            del index[key]
+    for key in new - old:
+        index.setdefault(key, set()).add(member)
+
+
+def _name_keys(entity: str, obj: dict[str, Any] | None) -> set[tuple[str, str]]:
+    field = NAME_FIELDS.get(entity)
+    return set() if obj is None or field is None else {(entity, str(obj.get(field, "")).casefold())}
+
+
+def _doc_number_keys(entity: str, obj: dict[str, Any] | None) -> set[tuple[str, Hashable]]:
+    """Its DocNumber, if it has one QBO keeps unique."""
+    if obj is None or entity not in NUMBERED or not obj.get("DocNumber"):
+        return set()
+    return {(entity, _hashable(obj["DocNumber"]))}
+
+
+def _hashable(value: Any) -> Hashable:
+    """A key equal to another exactly when the values are (==), for a JSON array or object sent where a
+    string belongs, too."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return frozenset((k, _hashable(v)) for k, v in value.items())
+    return value
+
+
+def _targets(entity: str, obj: dict[str, Any] | None) -> set[Key]:
+    """What an object links to that QBO derives values from: an invoice's, credit memo's or payment's
+    customer, the estimates an invoice converts, and the invoices and credit memos a payment's lines apply to."""
+    if obj is None or entity not in ("Invoice", "CreditMemo", "Payment"):
+        return set()
+    customer = _ref_value(obj.get("CustomerRef"))
+    targets: set[Key] = set() if customer is None else {("Customer", customer)}
+    if entity == "Invoice":
+        targets |= {("Estimate", estimate_id) for estimate_id in _links(obj, "Estimate")}
+    if entity == "Payment":
+        targets |= {(kind, txn_id) for line in obj.get("Line") or []
+                    for kind in ("Invoice", "CreditMemo") for txn_id in _links(line, kind)}
+    return targets
