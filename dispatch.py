@@ -2,6 +2,7 @@
 through here. Workflows are named, not imported, so activities can use this module without importing
 workflow code."""
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +25,8 @@ from models.proposals import (
     stage_for_step,
 )
 from models.reconcile import ReconcileInput, ReconcileResult, reconcile_workflow_id
+
+log = logging.getLogger("ledgerflow.dispatch")
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,10 @@ async def send_sales_cycle_change(
     """A step change: to the proposal's workflow when the account maps the step to a lifecycle stage."""
     stage = stage_for_step(franchisee.sales_cycle, change.sales_cycle_step)
     if stage is None:
-        return Dispatched("ignored", reason=f"sales-cycle step {change.sales_cycle_step!r} is not mapped "
-                                             f"to a lifecycle stage for account {franchisee.account_id}")
+        reason = (f"sales-cycle step {change.sales_cycle_step!r} is not mapped to a lifecycle stage for account "
+                  f"{franchisee.account_id}")
+        log.info("CRM event %s ignored: %s", change.event_id, reason)
+        return Dispatched("ignored", reason=reason)
     if change.proposal is None:
         return Dispatched("ignored", reason=f"contact {change.contact.id} has no proposal")
     dispatched = await _signal_with_start(client, settings, franchisee, change.contact, change.proposal.id,

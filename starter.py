@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 from sqlmodel import Session, func, select
 from temporalio.client import Client
 
@@ -22,7 +23,13 @@ from api.audit import audit_page
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
-from dispatch import send_payment_added, send_proposal_changed, send_sales_cycle_change
+from dispatch import (
+    send_payment_added,
+    send_payment_voided,
+    send_proposal_changed,
+    send_sales_cycle_change,
+    start_reconcile,
+)
 from models.accounts import Franchisee
 from models.api_keys import create_api_key, list_api_keys, revoke_api_key
 from models.audit import QboAuditLog
@@ -33,6 +40,7 @@ from models.money import cents
 from models.proposals import (
     CrmContact,
     PaymentAdded,
+    PaymentVoided,
     Proposal,
     ProposalChanged,
     ProposalLine,
@@ -43,6 +51,7 @@ from models.proposals import (
 from models.qbo_connection import save_connection
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.qbo.admin import connect_company, list_objects, sandbox_root
+from schedules import install_reconcile_schedule
 from workflows.proposal import ProposalWorkflow
 
 
@@ -97,20 +106,27 @@ def _change_from_args(args: argparse.Namespace) -> SalesCycleChange:
     )
 
 
-def _event_from_args(args: argparse.Namespace) -> tuple[SalesCycleChange | ProposalChanged | PaymentAdded, Any]:
+# The JSON events `starter.py event KIND --json FILE` sends, in the webhook's shapes.
+JSON_EVENTS: dict[str, tuple[str, type[BaseModel], Any]] = {
+    "proposal": ("a proposal was edited (ProposalChanged JSON)", ProposalChanged, send_proposal_changed),
+    "payment": ("a payment was added to a proposal (PaymentAdded JSON)", PaymentAdded, send_payment_added),
+    "payment-voided": ("a payment was voided or refunded (PaymentVoided JSON)", PaymentVoided, send_payment_voided),
+}
+
+
+def _event_from_args(args: argparse.Namespace) -> tuple[BaseModel, Any]:
     """The event to send and the dispatch function for its kind."""
     if args.sub == "sales-cycle":
         return _change_from_args(args), send_sales_cycle_change
-    if args.sub == "proposal":
-        return ProposalChanged.model_validate_json(Path(args.json).read_text()), send_proposal_changed
-    return PaymentAdded.model_validate_json(Path(args.json).read_text()), send_payment_added
+    _, model, send = JSON_EVENTS[args.sub]
+    return model.model_validate_json(Path(args.json).read_text()), send
 
 
 async def cmd_event(settings: Settings, args: argparse.Namespace) -> int:
     """Send a CRM event straight to Temporal, as the webhook front door would."""
     event, send = _event_from_args(args)
     client = await connect(settings)
-    dispatched = await send(client, settings, _franchisee(settings, event.account_id), event)
+    dispatched = await send(client, settings, _franchisee(settings, event.account_id), event)  # type: ignore[attr-defined]
     print(json.dumps(dispatched.__dict__))
     return 0 if dispatched.status == "accepted" else 3
 
@@ -123,6 +139,38 @@ async def _proposal_state(client: Client, account_id: str, proposal_id: str) -> 
 async def cmd_proposal_show(settings: Settings, args: argparse.Namespace) -> int:
     state = await _proposal_state(await connect(settings), args.account, args.proposal)
     print(state.model_dump_json(indent=2))
+    return 0
+
+
+async def cmd_proposal_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Try a stuck proposal's steps again now that the item or account QBO refused is fixed."""
+    client = await connect(settings)
+    await client.get_workflow_handle(proposal_workflow_id(args.account, args.proposal)).signal(ProposalWorkflow.retry)
+    print(f"retry sent to {proposal_workflow_id(args.account, args.proposal)}")
+    return 0
+
+
+async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Reconcile an account from the CRM now: the proposals changed since the last sync (all with --full)."""
+    _franchisee(settings, args.account)
+    handle = await start_reconcile(await connect(settings), settings, args.account, full=args.full)
+    print(f"sync started: workflow {handle.id}")
+    if args.wait:
+        result = await handle.result()
+        print(f"fed {result.proposals_fed} proposal(s) changed since {result.since or 'the start'}; "
+              f"cursor now {result.cursor}")
+    return 0
+
+
+async def cmd_schedules_install(settings: Settings, _args: argparse.Namespace) -> int:
+    """Install or update the reconciliation schedule of every franchisee."""
+    client = await connect(settings)
+    with Session(_engine(settings)) as session:
+        accounts = session.exec(select(Franchisee.account_id)).all()
+    for account_id in accounts:
+        installed = await install_reconcile_schedule(client, settings, account_id)
+        print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
+              f"(every {settings.reconcile_every})")
     return 0
 
 
@@ -160,6 +208,7 @@ async def play_demo(settings: Settings) -> bool:
     crm = CrmSandboxAdmin(settings.crm_api_url)
     _connect_demo_network(settings, engine, crm)
     franchisee = _franchisee(settings, DEMO_ACCOUNT)
+    await cmd_schedules_install(settings, argparse.Namespace())
 
     print("\n== Demo: in the CRM, Dana Whitfield gets proposal P-9001 and reaches 'Proposal Sent' ==")
     with crm_client_for(settings, engine, DEMO_ACCOUNT) as api:  # what an earlier run left is reused
@@ -228,9 +277,52 @@ async def play_demo(settings: Settings) -> bool:
     print(f"  Audit log:          {audited} QBO write(s) recorded for this company")
     print(f"  Workflow state:     stage={state.stage} customer={state.customer_id} "
           f"estimate={state.estimate_id} events={len(state.events_seen)}")
-    print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: "
+    print(f"\nEstimate {'VERIFIED' if ok else 'FAILED'}: "
           f"{len(customers)} customer(s) and {len(estimates)} estimate(s) for 3 deliveries of the event "
           f"(expected exactly 1 and 1, total {expected}).")
+    return ok and await _play_job_complete(settings, engine, client, contact["client_id"], proposal["proposal_id"],
+                                           expected, estimates[0]["Id"])
+
+
+async def _play_job_complete(settings: Settings, engine: Any, client: Client, contact_id: str, proposal_id: str,
+                             total: Decimal, estimate_id: str) -> bool:
+    """A deposit, the job completed, the balance paid: one invoice from the estimate, both payments applied,
+    nothing owed. A later run of the demo finds the payments made and only checks again."""
+    crm = CrmSandboxAdmin(settings.crm_api_url)
+    realm = _franchisee(settings, DEMO_ACCOUNT).qbo_realm_id
+    print("\n== Demo: a $100 deposit, the job completed, the balance paid ==")
+    with crm_client_for(settings, engine, DEMO_ACCOUNT) as api:
+        made = api.proposal_payments(proposal_id)
+    if not made:
+        today = datetime.now(UTC).date()
+        crm.add_payment(DEMO_ACCOUNT, proposal_id, Decimal("100.00"), today, method="card")
+        print("  CRM: $100.00 deposit recorded on the proposal")
+        crm.move_step(DEMO_ACCOUNT, contact_id, "Job Complete", proposal_id)
+        print("  CRM: contact moved to 'Job Complete'")
+        crm.add_payment(DEMO_ACCOUNT, proposal_id, total - Decimal("100.00"), today, method="check")
+        print(f"  CRM: the balance, ${total - Decimal('100.00')}, paid by check")
+    state = ProposalState()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = await _proposal_state(client, DEMO_ACCOUNT, proposal_id)
+        if state.invoice_id and len(state.payments) >= 2 and all(p.applied is not None for p in state.payments):
+            break
+        await asyncio.sleep(0.5)
+    invoices = [i for i in list_objects(settings.qbo_api_url, realm, "Invoice") if i["DocNumber"] == DEMO_NUMBER]
+    payments = [p for p in list_objects(settings.qbo_api_url, realm, "Payment")
+                if p["Id"] in {held.qbo_id for held in state.payments}]
+    for invoice in invoices:
+        print(f"    Invoice {invoice['Id']}: #{invoice['DocNumber']} total {cents(str(invoice['TotalAmt']))} "
+              f"balance {cents(str(invoice['Balance']))}, from estimate {invoice['LinkedTxn'][0]['TxnId']}")
+    for payment in payments:
+        print(f"    Payment {payment['Id']}: {cents(str(payment['TotalAmt']))} (CRM payment "
+              f"{payment['PaymentRefNum']}), unapplied {cents(str(payment['UnappliedAmt']))}")
+    ok = (len(invoices) == 1 and invoices[0]["LinkedTxn"][0]["TxnId"] == estimate_id
+          and cents(str(invoices[0]["TotalAmt"])) == total and cents(str(invoices[0]["Balance"])) == 0
+          and len(payments) == 2 and all(cents(str(p["UnappliedAmt"])) == 0 for p in payments))
+    print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: {len(invoices)} invoice(s) linked to the estimate, "
+          f"{len(payments)} payment(s) applied, balance {cents(str(invoices[0]['Balance'])) if invoices else '-'} "
+          f"(expected 1, 2 and 0.00).")
     return ok
 
 
@@ -340,8 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     sales.add_argument("--number")
     sales.add_argument("--line", action="append", default=[], help="'description|quantity|unit price'")
     sales.set_defaults(run=cmd_event)
-    for kind, what in (("proposal", "a proposal was edited (ProposalChanged JSON)"),
-                       ("payment", "a payment was added to a proposal (PaymentAdded JSON)")):
+    for kind, (what, _model, _send) in JSON_EVENTS.items():
         other = event.add_parser(kind, help=what)
         other.add_argument("--json", required=True, help="the event as JSON, in the webhook's shape")
         other.set_defaults(run=cmd_event)
@@ -351,6 +442,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--account", required=True)
     show.add_argument("--proposal", required=True)
     show.set_defaults(run=cmd_proposal_show)
+    retry = proposal.add_parser("retry", help="try a stuck proposal's steps again now")
+    retry.add_argument("--account", required=True)
+    retry.add_argument("--proposal", required=True)
+    retry.set_defaults(run=cmd_proposal_retry)
+
+    sync = commands.add_parser("sync", help="reconcile an account from the CRM now")
+    sync.add_argument("--account", required=True)
+    sync.add_argument("--full", action="store_true", help="every proposal, not only those changed since last time")
+    sync.add_argument("--wait", action="store_true", help="wait for the sync to finish and report it")
+    sync.set_defaults(run=cmd_sync)
+
+    schedules = commands.add_parser("schedules", help="Temporal schedules").add_subparsers(dest="sub", required=True)
+    schedules_install = schedules.add_parser("install", help="install or update every account's reconciliation")
+    schedules_install.set_defaults(run=cmd_schedules_install)
 
     _add_key_and_audit_commands(commands)
 

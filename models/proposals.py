@@ -99,9 +99,7 @@ class ProposalChanged(_Strict):
     proposal: Proposal
 
 
-class PaymentAdded(_Strict):
-    """The CRM says a payment was recorded on a proposal."""
-
+class _PaymentNews(_Strict):
     event_id: str = Field(min_length=1, max_length=128)
     account_id: str = Field(min_length=1, max_length=64)
     occurred_at: AwareDatetime
@@ -111,17 +109,14 @@ class PaymentAdded(_Strict):
     payment: CrmPayment
 
 
-class PaymentVoided(_Strict):
+class PaymentAdded(_PaymentNews):
+    """The CRM says a payment was recorded on a proposal."""
+
+
+class PaymentVoided(_PaymentNews):
     """The CRM says a payment was voided or refunded in full: the books must no longer count it. The payment
     travels whole, so a void that overtakes its payment still leaves the books right."""
 
-    event_id: str = Field(min_length=1, max_length=128)
-    account_id: str = Field(min_length=1, max_length=64)
-    occurred_at: AwareDatetime
-    contact: CrmContact
-    proposal_id: str = Field(min_length=1, max_length=64)
-    proposal_number: str = Field(min_length=1, max_length=21)
-    payment: CrmPayment
     kind: Literal["void", "refund"] = "void"
 
 

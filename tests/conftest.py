@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -15,6 +16,7 @@ from api.app import create_app as create_api
 from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from models import search_attributes
+from models.accounts import Franchisee
 from models.crm_credentials import save_crm_credentials
 from models.db import create_tables, get_engine
 from models.qbo_connection import save_connection
@@ -57,28 +59,33 @@ def engine(settings: Settings) -> Engine:
     return engine
 
 
-@pytest.fixture
-def realm_id(settings: Settings, engine: Engine) -> str:
+def new_realm(settings: Settings, engine: Engine) -> str:
     """A fresh QBO sandbox company, connected: its refresh token stored (encrypted) in the database."""
     realm = f"9130{uuid.uuid4().int % 10**12:012d}"
     save_connection(engine, realm, connect_company(settings.qbo_api_url, realm))
     return realm
 
 
+def point_account_at(engine: Engine, account_id: str, realm: str) -> str:
+    """Make a franchisee of the example network keep its books in the QBO company `realm`."""
+    with Session(engine) as session:
+        franchisee = session.get(Franchisee, account_id)
+        assert franchisee is not None
+        franchisee.qbo_realm_id = realm
+        session.add(franchisee)
+        session.commit()
+    return realm
+
+
+@pytest.fixture
+def realm_id(settings: Settings, engine: Engine) -> str:
+    return new_realm(settings, engine)
+
+
 @pytest.fixture
 def account_realm(engine: Engine, realm_id: str) -> str:
     """Point the example network's acme-austin account at a fresh QBO sandbox company."""
-    from sqlmodel import Session
-
-    from models.accounts import Franchisee
-
-    with Session(engine) as session:
-        franchisee = session.get(Franchisee, "acme-austin")
-        assert franchisee is not None
-        franchisee.qbo_realm_id = realm_id
-        session.add(franchisee)
-        session.commit()
-    return realm_id
+    return point_account_at(engine, "acme-austin", realm_id)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 activities run against the QBO sandbox; the API is served over HTTP as in production."""
 
 import dataclasses
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,29 +13,20 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.qbo_client import QboConnector
 from activities.quickbooks import QuickBooksActivities
-from api.app import create_app
 from config.settings import Settings
-from models.accounts import Franchisee, Franchisor
+from models.accounts import Franchisor
 from models.api_keys import ApiKey, authorize, create_api_key, hash_key, revoke_api_key
 from models.audit import QboAuditLog
 from models.proposals import EnsureCustomerInput, EnsureEstimateInput
-from models.qbo_connection import save_connection
-from sandbox.qbo.admin import connect_company
 from sandbox.serve import ServerThread
 from tests import factories
+from tests.conftest import new_realm, point_account_at
 from tests.test_starter import starter
 
 AUSTIN, DENVER, FRANCHISOR = "acme-austin", "acme-denver", "acme"
 AUSTIN_WORKFLOW = "proposal:acme-austin:P-1"
 SUMMARY_FIELDS = {"id", "realm_id", "entity", "operation", "request_id", "workflow_id", "activity_attempt",
                   "status", "qbo_id", "sent_at", "finished_at", "error"}
-
-
-@pytest.fixture
-def api(settings: Settings, engine: Engine, dev_env: WorkflowEnvironment) -> Iterator[ServerThread]:
-    app_settings = settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host})
-    with ServerThread(create_app(app_settings)) as server:
-        yield server
 
 
 def run_activity(fn: Any, arg: Any, workflow_id: str) -> Any:
@@ -50,15 +39,7 @@ def run_activity(fn: Any, arg: Any, workflow_id: str) -> Any:
 @pytest.fixture
 def denver_realm(settings: Settings, engine: Engine) -> str:
     """acme-denver on a fresh QBO sandbox company of its own."""
-    realm = f"9130{uuid.uuid4().int % 10**12:012d}"
-    save_connection(engine, realm, connect_company(settings.qbo_api_url, realm))
-    with Session(engine) as session:
-        franchisee = session.get(Franchisee, DENVER)
-        assert franchisee is not None
-        franchisee.qbo_realm_id = realm
-        session.add(franchisee)
-        session.commit()
-    return realm
+    return point_account_at(engine, DENVER, new_realm(settings, engine))
 
 
 @pytest.fixture

@@ -71,6 +71,13 @@ def worker(dev_env: WorkflowEnvironment, settings: Settings, executor: ThreadPoo
                         workflow_failure_exception_types=[workflow.NondeterminismError])
 
 
+def crm_proposal(settings: Settings, account: str, first: str, last: str) -> tuple[CrmSandboxAdmin, str, str]:
+    """Staff's first steps in the CRM: a contact and a proposal with LINES. The admin, contact id, proposal id."""
+    crm = CrmSandboxAdmin(settings.crm_api_url)
+    contact_id = crm.create_contact(account, firstName=first, lastName=last)["client_id"]
+    return crm, contact_id, crm.create_proposal(account, contact_id, LINES)["proposal_id"]
+
+
 def ledger_payments(engine: Engine, proposal_id: str) -> list[LedgerPayment]:
     with Session(engine) as session:
         return list(session.exec(select(LedgerPayment).where(LedgerPayment.proposal_id == proposal_id)
@@ -180,15 +187,13 @@ async def test_shuffled_and_duplicated_deliveries_give_the_same_books(
 async def test_a_lost_proposal_rejects_its_estimate_and_keeps_its_payment_unapplied(
     dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, crm_account: str
 ) -> None:
-    crm = CrmSandboxAdmin(e2e_settings.crm_api_url)
-    contact = crm.create_contact(crm_account, firstName="Riley", lastName="Stone")
-    proposal_id = crm.create_proposal(crm_account, contact["client_id"], LINES)["proposal_id"]
+    crm, contact_id, proposal_id = crm_proposal(e2e_settings, crm_account, "Riley", "Stone")
     with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
         async with worker(dev_env, e2e_settings, executor):
-            crm.move_step(crm_account, contact["client_id"], "Proposal Sent")
+            crm.move_step(crm_account, contact_id, "Proposal Sent")
             crm.add_payment(crm_account, proposal_id, Decimal("75.00"), date(2026, 11, 20))
             await settled(dev_env.client, crm_account, proposal_id, lambda s: s.estimate_id and s.payments)
-            crm.move_step(crm_account, contact["client_id"], "Lost")
+            crm.move_step(crm_account, contact_id, "Lost")
             state = await settled(dev_env.client, crm_account, proposal_id, lambda s: s.estimate_status == "Rejected")
 
     books = Books.read(e2e_settings, account_realm)
@@ -223,11 +228,10 @@ async def test_qbo_faults_delay_the_books_but_never_double_them(
 async def test_reconciliation_catches_up_what_lost_webhooks_missed(
     dev_env: WorkflowEnvironment, e2e_settings: Settings, engine: Engine, account_realm: str, crm_account: str
 ) -> None:
-    crm = CrmSandboxAdmin(e2e_settings.crm_api_url)
-    crm.create_account(crm_account, "Acme Home Services of Austin")  # webhooks off: every one of them is lost
-    contact = crm.create_contact(crm_account, firstName="Jamie", lastName="Lin")
-    proposal_id = crm.create_proposal(crm_account, contact["client_id"], LINES)["proposal_id"]
-    crm.move_step(crm_account, contact["client_id"], "Job Complete")
+    # Webhooks off: every one of them is lost.
+    CrmSandboxAdmin(e2e_settings.crm_api_url).create_account(crm_account, "Acme Home Services of Austin")
+    crm, contact_id, proposal_id = crm_proposal(e2e_settings, crm_account, "Jamie", "Lin")
+    crm.move_step(crm_account, contact_id, "Job Complete")
     payment = crm.add_payment(crm_account, proposal_id, Decimal("119.00"), date(2026, 11, 21))
     with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
         async with worker(dev_env, e2e_settings, executor):
@@ -263,12 +267,10 @@ async def test_a_sync_stuck_on_a_qbo_setup_fault_is_visible_and_resumes_once_fix
         qbo.call(account_realm, lambda qb: account.save(qb=qb))
 
     rename("Services", "Sales of services")
-    crm = CrmSandboxAdmin(e2e_settings.crm_api_url)
-    contact = crm.create_contact(crm_account, firstName="Quinn", lastName="Ade")
-    proposal_id = crm.create_proposal(crm_account, contact["client_id"], LINES)["proposal_id"]
+    crm, contact_id, proposal_id = crm_proposal(e2e_settings, crm_account, "Quinn", "Ade")
     with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
         async with worker(dev_env, e2e_settings, executor):
-            crm.move_step(crm_account, contact["client_id"], "Proposal Sent")
+            crm.move_step(crm_account, contact_id, "Proposal Sent")
             crm.add_payment(crm_account, proposal_id, Decimal("20.00"), date(2026, 11, 21))
             state = await settled(dev_env.client, crm_account, proposal_id,
                                   lambda s: s.stuck and s.payments and s.payments[0].qbo_id)

