@@ -64,7 +64,8 @@ class QboConnector:
     def __init__(self, settings: Settings, engine: Engine, limiter: RealmLimiter | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        # A call whose worker died holds its slot only until our HTTP timeout would have ended it anyway.
+        # A call whose worker died holds its slot only until our HTTP timeout would have ended it anyway (a
+        # slot covers one request; see `call`).
         lease = timedelta(seconds=settings.qbo_http_timeout_seconds + 5)
         self.limiter = limiter or RealmLimiter(engine, RealmLimits(lease=lease))
         self._refresh_lock = threading.Lock()
@@ -143,20 +144,24 @@ class QboConnector:
     # -- calls ---------------------------------------------------------------------------------------
     def call(self, realm_id: str, fn: Callable[[QuickBooks], T]) -> T:
         """One QBO call within the company's limits; a rejected access token is refreshed once and the call
-        retried."""
+        retried. Each request to QBO takes a slot of its own, and the token refresh holds none: a slot never
+        outlasts one request, which the lease below relies on."""
         conn = self._connection(realm_id)
         try:
-            with self.limiter.slot(realm_id):
-                try:
-                    return fn(self._client(realm_id, conn))
-                except AuthorizationException:
-                    fresh = self._connection(realm_id, rejected=conn.access_token)
-                    return fn(self._client(realm_id, fresh))
+            try:
+                return self._limited(realm_id, conn, fn)
+            except AuthorizationException:
+                fresh = self._connection(realm_id, rejected=conn.access_token)
+                return self._limited(realm_id, fresh, fn)
         except QuickbooksException as exc:
             raise qbo_error(exc, timedelta(seconds=self.settings.qbo_throttle_retry_seconds)) from exc
         except requests.RequestException as exc:  # timeouts, refused connections: QBO may be back soon
             raise ApplicationError(f"QBO unreachable: {exc.__class__.__name__}: {exc}",
                                    type="QboUnreachable") from exc
+
+    def _limited(self, realm_id: str, conn: QboConnection, fn: Callable[[QuickBooks], T]) -> T:
+        with self.limiter.slot(realm_id):
+            return fn(self._client(realm_id, conn))
 
     def audited_save(self, realm_id: str, obj: Any, request_id: str, params: dict[str, str] | None = None) -> Any:
         """Save a python-quickbooks object with a requestid; the body is in the audit log before it is sent,

@@ -6,14 +6,24 @@ it finished. A call QBO counts in a window is therefore either still in flight f
 same window, so our count is never below QBO's, however late a request reaches it.
 
 A call that finds no room waits in place only when room comes within `wait_in_place` (a quarter second);
-otherwise the activity fails with a retryable error carrying the delay, so its worker slot serves other
+otherwise the activity fails with a retryable error carrying the delay (spread by `retry_jitter`, so the
+activities turned away together do not all come back at the same instant), its worker slot serves other
 companies meanwhile and a burst for one franchisee never starves the rest.
+
+That holds for an activity attempt's first call only. Once an attempt has been let through, failing it
+would throw away the calls it made (its retry starts over and makes them again): its later calls wait in
+place for room, up to `hold_in_place` and never into the last quarter of the attempt's time limit. Without
+that, a few activities of several calls each (apply a payment: read it, read the invoice, save) that meet
+the per-second limit together each get their first calls in, all fail on the next, come back together when
+the window frees, and do it again: every QBO call spent and no activity ever finishing.
 """
 
+import random
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,9 +31,14 @@ from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.qbo_limits import QboRealmCall, QboRealmLock
+
+# Set once a call of the current activity attempt was let through. Each attempt runs in a context of its own
+# (the SDK copies one per activity), so every attempt starts without it.
+_admitted_in_attempt: ContextVar[bool] = ContextVar("qbo_admitted_in_attempt", default=False)
 
 
 @dataclass(frozen=True)
@@ -34,12 +49,17 @@ class RealmLimits:
     # Longer than any one call may take: a call still unfinished after it was lost with its worker.
     lease: timedelta = timedelta(minutes=3)
     wait_in_place: timedelta = timedelta(milliseconds=250)
+    # How long a call of an attempt that already made calls waits for room before giving up (see above).
+    hold_in_place: timedelta = timedelta(seconds=5)
+    # Added at random to the delay of a turned-away activity.
+    retry_jitter: timedelta = timedelta(milliseconds=500)
 
 
 class RealmBusy(ApplicationError):
     """No room under the company's limits now: retry after `next_retry_delay`."""
 
     def __init__(self, realm_id: str, reason: str, wait: timedelta) -> None:
+        self.reason = reason
         super().__init__(f"QBO company {realm_id} is at its {reason} limit; retrying in {wait.total_seconds():.2f}s",
                          type="QboRealmBusy", next_retry_delay=max(wait, timedelta(milliseconds=10)))
 
@@ -51,7 +71,7 @@ class RealmLimiter:
 
     @contextmanager
     def slot(self, realm_id: str) -> Iterator[None]:
-        deadline = time.monotonic() + self.limits.wait_in_place.total_seconds()
+        deadline = self._wait_deadline()
         while True:
             try:
                 holder = self._admit(realm_id)
@@ -59,8 +79,11 @@ class RealmLimiter:
             except RealmBusy as busy:
                 wait = busy.next_retry_delay.total_seconds() if busy.next_retry_delay else 0.0
                 if time.monotonic() + wait > deadline:
-                    raise
+                    jitter = random.uniform(0, self.limits.retry_jitter.total_seconds())
+                    raise RealmBusy(realm_id, busy.reason, timedelta(seconds=wait + jitter)) from None
                 time.sleep(wait)
+        if activity.in_activity():
+            _admitted_in_attempt.set(True)
         try:
             yield
         finally:
@@ -68,6 +91,19 @@ class RealmLimiter:
                 session.execute(update(QboRealmCall).where(QboRealmCall.holder == holder)
                                 .values(finished_at=datetime.now(UTC)))
                 session.commit()
+
+    def _wait_deadline(self) -> float:
+        """Until when (monotonic) a call may wait in place for room: a quarter second, or, for an activity
+        attempt that already made calls, `hold_in_place` but not into the last quarter of its time limit."""
+        now = time.monotonic()
+        if not (activity.in_activity() and _admitted_in_attempt.get()):
+            return now + self.limits.wait_in_place.total_seconds()
+        hold = self.limits.hold_in_place.total_seconds()
+        info = activity.info()
+        if info.start_to_close_timeout:
+            elapsed = (datetime.now(UTC) - info.started_time).total_seconds()
+            hold = min(hold, 0.75 * info.start_to_close_timeout.total_seconds() - elapsed)
+        return now + max(hold, self.limits.wait_in_place.total_seconds())
 
     def _admit(self, realm_id: str) -> str:
         holder = str(uuid.uuid4())
@@ -80,9 +116,13 @@ class RealmLimiter:
                             .values(realm_id=QboRealmLock.realm_id))
             now = datetime.now(UTC)
             minute, second = timedelta(minutes=1), timedelta(seconds=1)
-            session.execute(delete(QboRealmCall).where(QboRealmCall.realm_id == realm_id,
-                                                       QboRealmCall.finished_at < now - minute))
             live = QboRealmCall.started_at > now - self.limits.lease
+            # Calls counted in no window any more: finished over a minute ago, or lost with their worker.
+            session.execute(delete(QboRealmCall).where(
+                QboRealmCall.realm_id == realm_id,
+                or_(QboRealmCall.finished_at < now - minute,
+                    QboRealmCall.finished_at.is_(None)  # type: ignore[union-attr]
+                    & (QboRealmCall.started_at < now - self.limits.lease - minute))))
             in_flight = select(func.count()).where(QboRealmCall.realm_id == realm_id,
                                                    QboRealmCall.finished_at.is_(None), live)  # type: ignore[union-attr]
             if session.execute(in_flight).scalar_one() >= self.limits.in_flight:
@@ -90,14 +130,19 @@ class RealmLimiter:
                 raise RealmBusy(realm_id, "in-flight", timedelta(milliseconds=100))
             for window, limit, reason in ((second, self.limits.per_second, "per-second"),
                                           (minute, self.limits.per_minute, "per-minute")):
+                # A call lost with its worker finished, at the latest, when its lease ran out.
                 counted = session.execute(
                     select(QboRealmCall.finished_at).where(
                         QboRealmCall.realm_id == realm_id,
                         or_(QboRealmCall.finished_at > now - window,
-                            QboRealmCall.finished_at.is_(None) & live))).scalars().all()  # type: ignore[union-attr]
+                            QboRealmCall.finished_at.is_(None)  # type: ignore[union-attr]
+                            & (QboRealmCall.started_at > now - self.limits.lease - window)))).scalars().all()
                 if len(counted) >= limit:
-                    finished = [t for t in counted if t is not None]
-                    wait = min(finished) + window - now if finished else timedelta(milliseconds=100)
+                    # Room comes when enough of the finished calls have left the window.
+                    finished = sorted(t for t in counted if t is not None)
+                    leaving = len(counted) - limit
+                    wait = finished[leaving] + window - now if leaving < len(finished) \
+                        else timedelta(milliseconds=100)
                     session.rollback()
                     raise RealmBusy(realm_id, reason, wait)
             session.add(QboRealmCall(realm_id=realm_id, holder=holder, started_at=now))
