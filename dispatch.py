@@ -4,6 +4,7 @@ workflow code."""
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -25,6 +26,7 @@ from models.proposals import (
     stage_for_step,
 )
 from models.reconcile import ReconcileInput, ReconcileResult, reconcile_workflow_id
+from models.royalty import RoyaltyRunInput, RoyaltyRunResult, RoyaltyTimeouts, royalty_run_id
 
 log = logging.getLogger("ledgerflow.dispatch")
 
@@ -114,4 +116,22 @@ async def start_reconcile(client: Client, settings: Settings, account_id: str,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ACCOUNT_ID, account_id)]),
         static_summary=f"Reconcile CRM account {account_id}{' (full)' if full else ''}",
+    )
+
+
+def royalty_timeouts(settings: Settings) -> RoyaltyTimeouts:
+    return RoyaltyTimeouts(qbo_call=settings.qbo_activity_timeout, check_patience=settings.royalty_check_patience)
+
+
+async def start_royalty_run(client: Client, settings: Settings, franchisor_id: str,
+                            business: date) -> WorkflowHandle[Any, RoyaltyRunResult]:
+    """Run a franchisor's royalty for a business date now. A date already running takes the request; a date
+    run before runs again, and charges only what no run has charged."""
+    return await client.start_workflow(
+        "RoyaltyRunWorkflow", RoyaltyRunInput(franchisor_id=franchisor_id, business_date=business,
+                                              timeouts=royalty_timeouts(settings)),
+        result_type=RoyaltyRunResult, id=royalty_run_id(franchisor_id, business), task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.FRANCHISOR, franchisor_id)]),
+        static_summary=f"Royalty of {franchisor_id} for {business}",
     )

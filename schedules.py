@@ -1,24 +1,32 @@
-"""The Temporal schedules Ledgerflow keeps: reconciliation of each account every few hours. Installing is
-idempotent: an existing schedule is updated to the current settings, never duplicated."""
+"""The Temporal schedules Ledgerflow keeps: reconciliation of each account every few hours, and each
+franchisor's nightly royalty in its own time zone. Installing is idempotent: an existing schedule is updated
+to the current settings, never duplicated, and an operator's pause stays."""
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import time, timedelta
 
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
 
 from config.settings import Settings
+from dispatch import royalty_timeouts
+from models.accounts import Franchisor
 from models.reconcile import ReconcileInput, reconcile_workflow_id
+from models.royalty import NightlyRoyaltyInput, nightly_royalty_id
+from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
 
@@ -39,9 +47,27 @@ def reconcile_schedule(settings: Settings, account_id: str) -> Schedule:
     )
 
 
-async def install_reconcile_schedule(client: Client, settings: Settings, account_id: str) -> Installed:
-    schedule_id = reconcile_workflow_id(account_id)
-    schedule = reconcile_schedule(settings, account_id)
+def royalty_schedule(settings: Settings, franchisor: Franchisor) -> Schedule:
+    """Every night at the franchisor's local run time (config validates it is clear of DST changes)."""
+    run_time = time.fromisoformat(str(franchisor.royalty["run_time"]))
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            NightlyRoyaltyWorkflow.run, NightlyRoyaltyInput(franchisor_id=franchisor.id, time_zone=franchisor.time_zone,
+                                                            timeouts=royalty_timeouts(settings)),
+            id=nightly_royalty_id(franchisor.id), task_queue=settings.task_queue,
+            static_summary=f"Nightly royalty of {franchisor.name}"),
+        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(run_time.hour)],
+                                                          minute=[ScheduleRange(run_time.minute)],
+                                                          second=[ScheduleRange(0)],
+                                                          comment="nightly royalty")],
+                          time_zone_name=franchisor.time_zone),
+        # A night still running when the next is due: the next waits for it (each covers its own date, and a
+        # missed date is caught up anyway). After an outage, the last missed night runs once.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.BUFFER_ONE, catchup_window=timedelta(days=1)),
+    )
+
+
+async def _install(client: Client, schedule_id: str, schedule: Schedule) -> Installed:
     try:
         await client.create_schedule(schedule_id, schedule)
         return Installed(schedule_id, created=True)
@@ -52,3 +78,11 @@ async def install_reconcile_schedule(client: Client, settings: Settings, account
 
         await client.get_schedule_handle(schedule_id).update(replace)
         return Installed(schedule_id, created=False)
+
+
+async def install_reconcile_schedule(client: Client, settings: Settings, account_id: str) -> Installed:
+    return await _install(client, reconcile_workflow_id(account_id), reconcile_schedule(settings, account_id))
+
+
+async def install_royalty_schedule(client: Client, settings: Settings, franchisor: Franchisor) -> Installed:
+    return await _install(client, nightly_royalty_id(franchisor.id), royalty_schedule(settings, franchisor))

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,10 @@ from dispatch import (
     send_proposal_changed,
     send_sales_cycle_change,
     start_reconcile,
+    start_royalty_run,
 )
-from models.accounts import Franchisee
+from models import royalty_dates
+from models.accounts import Franchisee, Franchisor
 from models.api_keys import create_api_key, list_api_keys, revoke_api_key
 from models.audit import QboAuditLog
 from models.crm_credentials import save_crm_credentials
@@ -51,7 +53,7 @@ from models.proposals import (
 from models.qbo_connection import save_connection
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.qbo.admin import connect_company, list_objects, sandbox_root
-from schedules import install_reconcile_schedule
+from schedules import install_reconcile_schedule, install_royalty_schedule
 from workflows.proposal import ProposalWorkflow
 
 
@@ -163,15 +165,43 @@ async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_schedules_install(settings: Settings, _args: argparse.Namespace) -> int:
-    """Install or update the reconciliation schedule of every franchisee."""
+    """Install or update the reconciliation schedule of every franchisee and the nightly royalty of every
+    franchisor."""
     client = await connect(settings)
     with Session(_engine(settings)) as session:
         accounts = session.exec(select(Franchisee.account_id)).all()
+        franchisors = session.exec(select(Franchisor)).all()
     for account_id in accounts:
         installed = await install_reconcile_schedule(client, settings, account_id)
         print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
               f"(every {settings.reconcile_every})")
+    for franchisor in franchisors:
+        installed = await install_royalty_schedule(client, settings, franchisor)
+        print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
+              f"(nightly at {franchisor.royalty['run_time']} {franchisor.time_zone})")
     return 0
+
+
+async def cmd_royalty_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a franchisor's royalty for a business date now (yesterday in its time zone unless given)."""
+    with Session(_engine(settings)) as session:
+        franchisor = session.get(Franchisor, args.franchisor)
+    if franchisor is None:
+        print(f"unknown franchisor {args.franchisor!r}", file=sys.stderr)
+        return 2
+    business = args.date or royalty_dates.business_date(datetime.now(UTC), franchisor.time_zone)
+    handle = await start_royalty_run(await connect(settings), settings, franchisor.id, business)
+    print(f"royalty run started: workflow {handle.id}")
+    if not args.wait:
+        return 0
+    result = await handle.result()
+    print(f"{result.run_id}: payments received through {result.eligible_through}")
+    for outcome in result.outcomes:
+        charge = outcome.charge
+        amounts = (f"royalty {charge.royalty_due}, marketing {charge.marketing_due} on {charge.payments} payment(s)"
+                   if charge else "")
+        print(f"  {outcome.account_id:<24} {outcome.status:<17} {amounts}{outcome.error or ''}")
+    return 1 if result.failed else 0
 
 
 # -- the demo scenario ---------------------------------------------------------------------------------
@@ -454,8 +484,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(run=cmd_sync)
 
     schedules = commands.add_parser("schedules", help="Temporal schedules").add_subparsers(dest="sub", required=True)
-    schedules_install = schedules.add_parser("install", help="install or update every account's reconciliation")
+    schedules_install = schedules.add_parser(
+        "install", help="install or update every account's reconciliation and every franchisor's nightly royalty")
     schedules_install.set_defaults(run=cmd_schedules_install)
+
+    royalty = commands.add_parser("royalty", help="royalty runs").add_subparsers(dest="sub", required=True)
+    royalty_run = royalty.add_parser("run", help="charge a franchisor's royalty for a business date now")
+    royalty_run.add_argument("--franchisor", required=True)
+    royalty_run.add_argument("--date", type=date.fromisoformat, help="the business date (default: yesterday, local)")
+    royalty_run.add_argument("--wait", action="store_true", help="wait for the run and print each franchisee")
+    royalty_run.set_defaults(run=cmd_royalty_run)
 
     _add_key_and_audit_commands(commands)
 

@@ -13,13 +13,17 @@ from activities.ledger import LedgerActivities
 from activities.proposal_feed import ProposalFeedActivities
 from activities.qbo_client import QboConnector
 from activities.quickbooks import QuickBooksActivities
+from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
+from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
+from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
+from workflows.royalty_run import RoyaltyRunWorkflow
 
-WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow]
+WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, **options: object) -> Worker:
@@ -30,6 +34,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     activities = [
         *quickbooks.activities(),
         *LedgerActivities(engine).activities(),
+        *RoyaltyLedgerActivities(engine).activities(),
         *CrmActivities(settings, engine).activities(),
         *ProposalFeedActivities(client, settings, engine).activities(),
     ]

@@ -1,18 +1,20 @@
 """Loads the franchise network (config/network.yaml) and installs it in the database."""
 
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
 from models.accounts import Franchisee, Franchisor
 from models.db import session_scope
 from models.money import Exact
 from models.proposals import Stage
+from models.royalty_dates import dst_unsafe_days
 
 
 class _Config(BaseModel):
@@ -30,10 +32,34 @@ def _valid_zone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
 
 
+class RoyaltyConfig(_Config):
+    """How the franchisor charges royalty: when the nightly run starts (local time), how long a payment waits
+    before it is charged, and where the check goes in each franchisee's QBO file."""
+
+    run_time: time = time(4, 0)
+    waiting_period_days: int = Field(default=3, ge=0, le=90)
+    vendor_name: str = Field(min_length=1, max_length=100)  # the franchisor, as a vendor in franchisee files
+    bank_account: str = Field(default="Checking", min_length=1)
+    royalty_expense_account: str = Field(default="Royalty Expense", min_length=1)
+    marketing_expense_account: str = Field(default="Advertising & Marketing", min_length=1)
+    concurrency: int = Field(default=20, ge=1, le=500)  # franchisees charged at once
+
+
 class FranchisorConfig(_Config):
     id: str = Field(min_length=1)
     name: str
     time_zone: TimeZoneName
+    royalty: RoyaltyConfig
+
+    @model_validator(mode="after")
+    def _run_time_fires_once_a_day(self) -> "FranchisorConfig":
+        """Temporal skips a local time lost to spring-forward and fires twice on one repeated at fall-back."""
+        unsafe = dst_unsafe_days(self.royalty.run_time, self.time_zone, datetime.now(UTC).date())
+        if unsafe:
+            day, what = unsafe[0]
+            raise ValueError(f"royalty.run_time {self.royalty.run_time:%H:%M} {what} in {self.time_zone} on {day}: "
+                             "pick a time outside the DST change, such as 04:00")
+        return self
 
 
 class FranchiseeConfig(_Config):
@@ -43,6 +69,9 @@ class FranchiseeConfig(_Config):
     time_zone: TimeZoneName
     royalty_rate: Exact = Field(ge=Decimal(0), le=Decimal(1))
     marketing_rate: Exact = Field(ge=Decimal(0), le=Decimal(1))
+    # Whether royalty and marketing are charged on tips and convenience fees as well as on the amount.
+    tips_bear_royalty: bool = False
+    fees_bear_royalty: bool = False
     sales_cycle: dict[str, Stage]
 
 
@@ -59,7 +88,8 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
     """Insert or update the franchisor and franchisees; running it again changes nothing."""
     with session_scope(engine) as session:
         fr = network.franchisor
-        session.merge(Franchisor(id=fr.id, name=fr.name, time_zone=fr.time_zone))
+        session.merge(Franchisor(id=fr.id, name=fr.name, time_zone=fr.time_zone,
+                                  royalty=fr.royalty.model_dump(mode="json")))
         for fe in network.franchisees:
             session.merge(
                 Franchisee(
@@ -70,6 +100,8 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
                     time_zone=fe.time_zone,
                     royalty_rate=fe.royalty_rate,
                     marketing_rate=fe.marketing_rate,
+                    tips_bear_royalty=fe.tips_bear_royalty,
+                    fees_bear_royalty=fe.fees_bear_royalty,
                     sales_cycle={step: stage.value for step, stage in fe.sales_cycle.items()},
                 )
             )

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     proposal_stuck_retry_interval: timedelta = timedelta(hours=1)
     # Reconciliation reads each account's CRM changes this often: the safety net under the webhooks.
     reconcile_every: timedelta = timedelta(hours=6)
+    # How long a franchisee's royalty check may keep failing on QBO outages before the night's run reports it
+    # failed (it stays due, and the next run writes it).
+    royalty_check_patience: timedelta = timedelta(hours=2)
 
     @model_validator(mode="after")
     def _sandbox_urls(self) -> "Settings":

@@ -13,6 +13,8 @@ class Franchisor(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     time_zone: str
+    # config.network.RoyaltyConfig as JSON: run time, waiting period, vendor and accounts for the checks.
+    royalty: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Franchisee(SQLModel, table=True):
@@ -25,6 +27,8 @@ class Franchisee(SQLModel, table=True):
     time_zone: str
     royalty_rate: Decimal = Field(sa_column=Column(DecimalColumn(9, 6), nullable=False))
     marketing_rate: Decimal = Field(sa_column=Column(DecimalColumn(9, 6), nullable=False))
+    tips_bear_royalty: bool = False
+    fees_bear_royalty: bool = False
     # CRM sales-cycle step name -> lifecycle stage (see models.events.Stage).
     sales_cycle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text))

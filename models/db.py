@@ -52,7 +52,16 @@ def check_schema(engine: Engine) -> None:
 def create_tables(engine: Engine) -> None:
     """Create every table that is missing, then check the existing ones are current. Importing the table
     modules registers them on the metadata."""
-    from models import accounts, api_keys, audit, crm_credentials, ledger, qbo_connection, qbo_limits  # noqa: F401
+    from models import (  # noqa: F401
+        accounts,
+        api_keys,
+        audit,
+        crm_credentials,
+        ledger,
+        qbo_connection,
+        qbo_limits,
+        royalty_ledger,
+    )
 
     for attempt in range(3):
         try:

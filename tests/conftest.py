@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -13,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app as create_api
-from config.network import install_network, load_network
+from config.network import NetworkConfig, install_network, load_network
 from config.settings import Settings, get_settings
 from models import search_attributes
 from models.accounts import Franchisee
@@ -77,6 +78,21 @@ def point_account_at(engine: Engine, account_id: str, realm: str) -> str:
     return realm
 
 
+def install_franchisor(settings: Settings, engine: Engine, **royalty: object) -> str:
+    """The example network under a franchisor id of its own (workflow ids are keyed by it, and the servers
+    are shared by every test), its royalty terms changed as given. Returns the franchisor id."""
+    data = yaml.safe_load(settings.network_file.read_text())
+    data["franchisor"]["id"] = f"acme-{uuid.uuid4().hex[:8]}"
+    data["franchisor"]["royalty"].update(royalty)
+    install_network(engine, NetworkConfig.model_validate(data))
+    return str(data["franchisor"]["id"])
+
+
+@pytest.fixture
+def franchisor_id(settings: Settings, engine: Engine) -> str:
+    return install_franchisor(settings, engine)
+
+
 @pytest.fixture
 def realm_id(settings: Settings, engine: Engine) -> str:
     return new_realm(settings, engine)
@@ -116,6 +132,9 @@ def crm_account(e2e_settings: Settings, api: ServerThread, engine: Engine) -> st
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, shared by the session. Skipping is unlocked only while a test awaits a
+    handle's `result()`; awaiting several results at once (asyncio.gather) can leave it locked for every
+    test after, which then waits out its timers in real time: await results one at a time."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(get_settings().temporal_test_server),
         data_converter=pydantic_data_converter,

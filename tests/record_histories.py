@@ -7,19 +7,26 @@ files beside the old ones: the old histories must keep replaying, which is what 
 import asyncio
 import os
 import sys
+import tempfile
 import uuid
-from datetime import date, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.royalty_ledger import RoyaltyLedgerActivities
+from config.network import install_network, load_network
 from config.settings import get_settings
 from models import search_attributes
+from models.db import create_tables, get_engine
+from models.ledger import LedgerPayment
 from models.proposals import (
     CrmPayment,
     PaymentAdded,
@@ -31,11 +38,15 @@ from models.proposals import (
     proposal_workflow_id,
 )
 from models.reconcile import CrmChangesPage, ReconcileInput
+from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
 from tests import factories
 from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
-from tests.stubs import StubBooks, StubCrmSync
+from tests.stubs import StubBooks, StubChecks, StubCrmSync
+from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
+from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
+from workflows.royalty_run import RoyaltyRunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -106,6 +117,8 @@ async def main() -> None:
                 stage("s1", Stage.PROPOSAL, 0, snapshot=with_bad_item()), paid("s2", "pay-1", "30.00", 1),
                 edited("s3", 2, "90.00"), stage("s4", Stage.LOST, 3), stage("s4", Stage.LOST, 3)])
 
+        await _royalty_scenario(env.client)
+
         sync = StubCrmSync([reconcile_page("1", "2", total=3), reconcile_page("3", total=3)])
         async with Worker(env.client, task_queue="record-reconcile", workflows=[ReconcileWorkflow],
                           activities=sync.activities()):
@@ -122,6 +135,45 @@ async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> Non
     await handle.result()
     path.write_text((await handle.fetch_history()).to_json())
     print(f"recorded reconcile {name}")
+
+
+async def _royalty_scenario(client: Client) -> None:
+    """The nightly run of a network of two franchisees: Austin's check written, Denver's refused by QBO."""
+    names = {"nightlyroyalty_two_franchisees.json": "nightly", "royaltyrun_one_franchisee_failing.json": "run",
+             "franchiseeroyalty_check_written.json": "acme-austin",
+             "franchiseeroyalty_check_refused.json": "acme-denver"}
+    if all((HISTORIES / name).exists() for name in names):
+        print("kept the royalty histories: they exist already")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = get_engine(f"sqlite:///{tmp}/ledger.db")
+        create_tables(engine)
+        install_network(engine, load_network(get_settings().network_file))
+        received = datetime.now(UTC).date() - timedelta(days=10)
+        with Session(engine) as session:
+            for account_id in ("acme-austin", "acme-denver"):
+                session.add(LedgerPayment(account_id=account_id, crm_payment_id="pay-1", proposal_id="P-1",
+                                          amount=Decimal("250.00"), tip=Decimal("25.00"), convenience_fee=Decimal(0),
+                                          received_on=received, method="card"))
+            session.commit()
+        checks = StubChecks()
+        checks.refusing.add("acme-denver")
+        task_queue = "record-royalty"
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            async with Worker(client, task_queue=task_queue, activity_executor=executor,
+                              workflows=[NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow],
+                              activities=[*RoyaltyLedgerActivities(engine).activities(), checks.write_royalty_check]):
+                nightly = await client.start_workflow(
+                    NightlyRoyaltyWorkflow.run, NightlyRoyaltyInput(franchisor_id="acme", time_zone="America/Chicago"),
+                    id=f"royalty-nightly:acme-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+                result = await nightly.result()
+    assert result is not None
+    ids = {"nightly": nightly.id, "run": result.run_id,
+           **{account: franchisee_royalty_id(result.run_id, account) for account in ("acme-austin", "acme-denver")}}
+    for name, which in names.items():
+        history = await client.get_workflow_handle(ids[which]).fetch_history()
+        (HISTORIES / name).write_text(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
 
 
 def reconcile_page(*proposal_ids: str, total: int) -> CrmChangesPage:

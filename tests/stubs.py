@@ -29,6 +29,7 @@ from models.proposals import (
     VoidPaymentInput,
 )
 from models.reconcile import CrmChangesPage, CursorInput, FeedInput, ReadChangesInput
+from models.royalty import RoyaltyCheckInput
 
 BAD_ITEM = "Bad Item"  # an item QBO refuses with a final fault until `bad_items` is cleared
 
@@ -214,3 +215,29 @@ class StubCrmSync:
 
     def activities(self) -> list[Any]:
         return [self.load_sync_cursor, self.save_sync_cursor, self.read_crm_changes, self.feed_proposals]
+
+
+class StubChecks:
+    """QBO's side of royalty: checks written once per run and franchisee (as the real activity's map keeps
+    them); an account can be made to refuse them (a final fault) or to be unreachable (a transient one)."""
+
+    def __init__(self) -> None:
+        self.checks: dict[tuple[str, str], RoyaltyCheckInput] = {}  # by (account, run id)
+        self.ids: dict[tuple[str, str], str] = {}
+        self.refusing: set[str] = set()
+        self.unreachable: set[str] = set()
+
+    @activity.defn(name="write_royalty_check")
+    def write_royalty_check(self, check: RoyaltyCheckInput) -> str:
+        if check.account_id in self.refusing:
+            raise _invalid(f"QBO 2500: Invalid Reference Id: account {check.bank_account!r} not found")
+        if check.account_id in self.unreachable:
+            raise ApplicationError("QBO unreachable: ConnectTimeout", type="QboUnreachable")
+        key = (check.account_id, check.run_id)
+        self.checks.setdefault(key, check)
+        return self.ids.setdefault(key, f"Purchase-{len(self.ids) + 1}")
+
+    def amounts(self, account_id: str) -> list[Decimal]:
+        """The totals of the account's checks, oldest run first."""
+        return [sum((line.amount for line in check.lines), Decimal(0))
+                for (account, _run), check in sorted(self.checks.items()) if account == account_id]

@@ -6,12 +6,12 @@ CRM's own times; every payment and void); then one pass brings QuickBooks in lin
 doing only what is still missing. Order and repeats therefore cannot change the books."""
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+
+from workflows.policies import LEDGER_TIMEOUT, QBO_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
@@ -45,14 +45,6 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-# QBO outages delay the work, they never fail it: retry until QBO answers, except for final faults.
-QBO_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=2),
-    non_retryable_error_types=["QboValidationError", "QboNotConnected", "QboSetupError"],
-)
-LEDGER_TIMEOUT = timedelta(seconds=30)
 # Versions: runs started before the lifecycle keep their first-version code; see _run_first_version.
 LIFECYCLE = "proposal-lifecycle"
 UPGRADE_ON_WAKE = "proposal-lifecycle-upgrade"

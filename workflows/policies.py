@@ -1,0 +1,14 @@
+"""Retry policies and time limits shared by the workflows that call QuickBooks and the ledger."""
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# QBO outages delay the work, they never fail it: retry until QBO answers, except for final faults.
+QBO_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=["QboValidationError", "QboNotConnected", "QboSetupError"],
+)
+LEDGER_TIMEOUT = timedelta(seconds=30)
