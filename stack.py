@@ -95,6 +95,7 @@ class Stack:
             ("Temporal UI", "LEDGERFLOW_TEMPORAL_UI_PORT", s.temporal_ui_port),
             ("QBO sandbox", "LEDGERFLOW_QBO_SANDBOX_PORT", s.qbo_sandbox_port),
             ("CRM sandbox", "LEDGERFLOW_CRM_SANDBOX_PORT", s.crm_sandbox_port),
+            ("Gateway sandbox", "LEDGERFLOW_GATEWAY_SANDBOX_PORT", s.gateway_sandbox_port),
             ("HTTP API", "LEDGERFLOW_API_PORT", s.api_port),
         ]
 
@@ -121,6 +122,9 @@ class Stack:
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
             Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port),
                                     "--state-file", str(data / "crm-sandbox.json")], logs / "crm-sandbox.log"),
+            Service("gateway-sandbox", [python, "-m", "sandbox.gateway", "--port", str(s.gateway_sandbox_port),
+                                        "--state-file", str(data / "gateway-sandbox.json")],
+                    logs / "gateway-sandbox.log"),
         ]
         try:
             create_tables(get_engine(s.database_url))  # once, before the API and the worker both look
@@ -132,6 +136,7 @@ class Stack:
         asyncio.run(self._wait_for_temporal())
         self._wait_for_http("QBO sandbox", self.services[1], f"{sandbox_root(s.qbo_api_url)}/healthz")
         self._wait_for_http("CRM sandbox", self.services[2], f"{s.crm_api_url}/healthz")
+        self._wait_for_http("Gateway sandbox", self.services[3], f"{s.gateway_api_url}/healthz")
         api = Service("api", [python, "-m", "uvicorn", "api.app:app", "--host", s.api_host, "--port",
                               str(s.api_port), "--log-level", "warning"], logs / "api.log")
         worker = Service("worker", [python, "worker.py"], logs / "worker.log")

@@ -204,6 +204,55 @@ async def cmd_royalty_run(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_royalty_report(settings: Settings, args: argparse.Namespace) -> int:
+    """The royalty report in the terminal (charges, totals per franchisee and per day, failed franchisees), or
+    its charges as CSV on stdout: the same rows, from the same queries, as the API's report."""
+    from models.royalty_report import Totals, royalty_report, write_charges_csv  # this command's alone
+
+    engine = _engine(settings)
+    with Session(engine) as session:
+        franchisor = session.get(Franchisor, args.franchisor)
+        franchisee = session.get(Franchisee, args.account) if args.account else None
+    if franchisor is None:
+        print(f"unknown franchisor {args.franchisor!r}", file=sys.stderr)
+        return 2
+    if args.account and (franchisee is None or franchisee.franchisor_id != franchisor.id):
+        print(f"{args.account!r} is not a franchisee of {franchisor.id!r}", file=sys.stderr)
+        return 2
+    if args.start and args.end and args.start > args.end:
+        print("--from must be on or before --to", file=sys.stderr)
+        return 2
+    report = royalty_report(engine, franchisor.id, args.account, args.start, args.end)
+    if args.csv:
+        write_charges_csv(report.charges, sys.stdout)
+        return 0
+
+    def amounts(t: Totals) -> list[str]:
+        return [str(t.charges), str(t.payments), str(t.credits), str(t.basis - t.credited_basis), str(t.royalty_due),
+                str(t.marketing_due), str(t.total_due), str(t.outstanding)]
+
+    heads = ["CHARGES", "PAYMENTS", "REFUNDS", "NET BASIS", "ROYALTY", "MARKETING", "TOTAL", "CHECK NOT WRITTEN"]
+    print(f"Royalty of {report.name} ({args.account or franchisor.id}), business dates "
+          f"{args.start or 'from the first run'} to {args.end or 'the latest run'}: {len(report.charges)} charge(s)")
+    _print_table(["DATE", "ACCOUNT", "CHARGE", "PAYMENTS", "REFUNDS", "NET BASIS", "ROYALTY", "MARKETING", "TOTAL",
+                  "CREDIT CARRIED", "STATUS", "CHECK"],
+                 [[str(c.business_date), c.account_id, str(c.charge_id), str(c.payments), str(c.credits),
+                   str(c.basis - c.credited_basis), str(c.royalty_due), str(c.marketing_due), str(c.total_due),
+                   str(c.royalty_credit_out + c.marketing_credit_out), c.status, c.check_number or "-"]
+                  for c in report.charges])
+    print("\nTotals per franchisee")
+    _print_table(["ACCOUNT", "NAME", *heads], [[f.account_id, f.name, *amounts(f)] for f in report.franchisees]
+                 + [["TOTAL", "", *amounts(report.total)]])
+    print("\nTotals per business date")
+    _print_table(["DATE", *heads], [[str(d.business_date), *amounts(d)] for d in report.days])
+    failures = [(run, outcome) for run in report.runs for outcome in run.failed]
+    if failures:
+        print("\nFailed franchisees")
+        for run, outcome in failures:
+            print(f"  {run.business_date} {outcome.account_id}: {outcome.error or 'no error recorded'}")
+    return 0
+
+
 # -- the demo scenario ---------------------------------------------------------------------------------
 DEMO_ACCOUNT = "acme-austin"
 DEMO_NUMBER = "P-9001"
@@ -494,6 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
     royalty_run.add_argument("--date", type=date.fromisoformat, help="the business date (default: yesterday, local)")
     royalty_run.add_argument("--wait", action="store_true", help="wait for the run and print each franchisee")
     royalty_run.set_defaults(run=cmd_royalty_run)
+    royalty_report = royalty.add_parser("report", help="charges and totals per franchisee and day, or CSV")
+    royalty_report.add_argument("--franchisor", required=True)
+    royalty_report.add_argument("--account", help="one franchisee of the franchisor")
+    royalty_report.add_argument("--from", dest="start", type=date.fromisoformat, metavar="DATE",
+                                help="the first business date (YYYY-MM-DD)")
+    royalty_report.add_argument("--to", dest="end", type=date.fromisoformat, metavar="DATE",
+                                help="the last business date")
+    royalty_report.add_argument("--csv", action="store_true", help="the charges as CSV on stdout")
+    royalty_report.set_defaults(run=cmd_royalty_report)
 
     _add_key_and_audit_commands(commands)
 

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.crm import CrmActivities
+from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
 from activities.proposal_feed import ProposalFeedActivities
 from activities.qbo_client import QboConnector
@@ -36,6 +37,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         *LedgerActivities(engine).activities(),
         *RoyaltyLedgerActivities(engine).activities(),
         *CrmActivities(settings, engine).activities(),
+        *GatewayActivities(engine, settings).activities(),
         *ProposalFeedActivities(client, settings, engine).activities(),
     ]
     return Worker(

@@ -45,7 +45,7 @@ from models.proposals import (
     UpdateEstimateInput,
     VoidPaymentInput,
 )
-from models.royalty import RoyaltyCheckInput
+from models.royalty import EnsureVendorInput, RoyaltyCheckInput
 
 _REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f5e-9a43-2d2f0c8b7a10")
 DEFAULT_ITEM_NAME = "Services"
@@ -174,13 +174,16 @@ class QuickBooksActivities:
             customer.PrimaryPhone = {"FreeFormNumber": contact.phone}
         return customer
 
-    def _ensure_vendor(self, account_id: str, realm_id: str, name: str) -> str:
+    @activity.defn
+    def ensure_vendor(self, input: EnsureVendorInput) -> str:
+        """The QBO vendor a franchisee pays (the franchisor, for royalty), found by name or created once."""
         def build(display_name: str) -> Vendor:
             vendor = Vendor()
             vendor.DisplayName = display_name
             return vendor
 
-        return self._ensure_party(Vendor, account_id, realm_id, "vendor", name.casefold(), name, build)
+        return self._ensure_party(Vendor, input.account_id, input.realm_id, "vendor", input.name.casefold(),
+                                  input.name, build)
 
     # -- items ---------------------------------------------------------------------------------------
     def _item_ids(self, account_id: str, realm_id: str, proposal: Proposal) -> dict[str, str]:
@@ -205,11 +208,18 @@ class QuickBooksActivities:
                             lambda: self._named(realm_id, Item, "Name", name), create)
 
     def _account_id(self, realm_id: str, name: str) -> str:
-        found = self._named(realm_id, Account, "Name", name)
-        if found is None:
-            raise ApplicationError(f"QBO company {realm_id} has no account named {name!r}",
+        return self._account_ids(realm_id, [name])[name]
+
+    def _account_ids(self, realm_id: str, names: list[str]) -> dict[str, str]:
+        """Accounts by name, in one query; a missing one is a setup fault only the franchisee can fix."""
+        statement = (f"SELECT * FROM Account WHERE Name IN ({', '.join(qbo_string(n) for n in set(names))}) "
+                     "AND Active IN (true, false)")
+        found = {str(a.Name).casefold(): str(a.Id) for a in self._query(realm_id, Account, statement)}
+        missing = [n for n in names if n.casefold() not in found]
+        if missing:
+            raise ApplicationError(f"QBO company {realm_id} has no account named {', '.join(map(repr, missing))}",
                                    type="QboSetupError", non_retryable=True)
-        return found
+        return {n: found[n.casefold()] for n in names}
 
     # -- estimates and invoices ----------------------------------------------------------------------
     def _sales_lines(self, proposal: Proposal, item_ids: dict[str, str]) -> list[SalesItemLine]:
@@ -377,17 +387,21 @@ class QuickBooksActivities:
     @activity.defn
     def write_royalty_check(self, input: RoyaltyCheckInput) -> str:
         """The royalty check in the franchisee's QBO file: a Purchase paid by check from the bank account to
-        the franchisor's vendor (created when missing), one line per fee."""
+        the franchisor's vendor (see ensure_vendor), one line per fee."""
         def find() -> str | None:
             return self._find_id(input.realm_id, Purchase,
                                  f"SELECT * FROM Purchase WHERE DocNumber = {qbo_string(input.doc_number)}"
                                  ) if input.doc_number else None
 
         def create(rid: str) -> str:
+            accounts = self._account_ids(input.realm_id,
+                                         [input.bank_account, *(line.expense_account for line in input.lines)])
             check = Purchase()
             check.PaymentType = "Check"
-            check.AccountRef = ref(self._account_id(input.realm_id, input.bank_account), "Account")
-            check.EntityRef = ref(self._ensure_vendor(input.account_id, input.realm_id, input.vendor_name), "Vendor")
+            check.AccountRef = ref(accounts[input.bank_account], "Account")
+            vendor_id = input.vendor_id or self.ensure_vendor(
+                EnsureVendorInput(account_id=input.account_id, realm_id=input.realm_id, name=input.vendor_name))
+            check.EntityRef = ref(vendor_id, "Vendor")
             check.DocNumber = input.doc_number
             check.PrivateNote = input.memo
             for line in input.lines:
@@ -395,8 +409,7 @@ class QuickBooksActivities:
                 row.Amount = line.amount
                 row.Description = line.description
                 row.AccountBasedExpenseLineDetail = AccountBasedExpenseLineDetail()
-                row.AccountBasedExpenseLineDetail.AccountRef = ref(
-                    self._account_id(input.realm_id, line.expense_account), "Account")
+                row.AccountBasedExpenseLineDetail.AccountRef = ref(accounts[line.expense_account], "Account")
                 check.Line.append(row)
             return str(self.qbo.audited_save(input.realm_id, check, rid).Id)
 
@@ -406,4 +419,4 @@ class QuickBooksActivities:
         """Every activity of this class, for the worker."""
         return [self.ensure_customer, self.ensure_estimate, self.update_estimate, self.set_estimate_status,
                 self.create_invoice_from_estimate, self.record_unapplied_payment, self.apply_payment,
-                self.void_payment, self.write_royalty_check]
+                self.void_payment, self.ensure_vendor, self.write_royalty_check]

@@ -24,6 +24,8 @@ from models.royalty import (
     CheckWritten,
     Claimed,
     ClaimInput,
+    DebitRecorded,
+    DebitStatus,
     FranchiseeTerms,
     RoyaltyPlan,
     RoyaltyRunResult,
@@ -68,7 +70,8 @@ class RoyaltyLedgerActivities:
             terms=RoyaltyTerms(franchisor_id=franchisor_id, time_zone=franchisor.time_zone, **royalty),
             franchisees=[FranchiseeTerms(account_id=f.account_id, name=f.name, realm_id=f.qbo_realm_id,
                                          royalty_rate=f.royalty_rate, marketing_rate=f.marketing_rate,
-                                         tips_bear_royalty=f.tips_bear_royalty, fees_bear_royalty=f.fees_bear_royalty)
+                                         tips_bear_royalty=f.tips_bear_royalty, fees_bear_royalty=f.fees_bear_royalty,
+                                         ach_payment_method_id=f.ach_payment_method_id)
                          for f in franchisees])
 
     @activity.defn
@@ -81,13 +84,21 @@ class RoyaltyLedgerActivities:
             try:
                 with session_scope(self.engine) as session:
                     charge = self._existing(session, input.run_id, account_id) or self._claim(session, input)
-                    due = session.exec(select(RoyaltyCharge).where(
-                        RoyaltyCharge.account_id == account_id, RoyaltyCharge.status == ChargeStatus.CHECK_DUE.value)
-                        .order_by(col(RoyaltyCharge.business_date), col(RoyaltyCharge.id))).all()
-                    return Claimed(charge=charge_summary(charge), checks_due=[charge_summary(c) for c in due])
+                    return Claimed(charge=charge_summary(charge),
+                                   checks_due=self._open(session, account_id, RoyaltyCharge.status,
+                                                         ChargeStatus.CHECK_DUE),
+                                   debits_due=self._open(session, account_id, RoyaltyCharge.debit_status,
+                                                         DebitStatus.DUE))
             except (IntegrityError, _BalanceMoved):
                 continue  # another run took this franchisee's payments first: look again at what is left
         raise ApplicationError(f"royalty charge for {account_id} kept changing under us", type="RoyaltyContention")
+
+    @staticmethod
+    def _open(session: Session, account_id: str, column: Any, value: str) -> list[ChargeSummary]:
+        """The franchisee's charges with `column` at `value` (a check or a debit still to do), oldest first."""
+        rows = session.exec(select(RoyaltyCharge).where(RoyaltyCharge.account_id == account_id, column == value)
+                            .order_by(col(RoyaltyCharge.business_date), col(RoyaltyCharge.id))).all()
+        return [charge_summary(c) for c in rows]
 
     @staticmethod
     def _existing(session: Session, run_id: str, account_id: str) -> RoyaltyCharge | None:
@@ -134,7 +145,8 @@ class RoyaltyLedgerActivities:
             royalty_due=fees.royalty.due, marketing_due=fees.marketing.due,
             royalty_credit_out=fees.royalty.credit_out, marketing_credit_out=fees.marketing.credit_out,
             status=status.value, check_number=check_number(input.business_date) if status is ChargeStatus.CHECK_DUE
-            else None)
+            else None,
+            debit_status=DebitStatus.DUE.value if status is ChargeStatus.CHECK_DUE and input.terms.ach_debit else None)
         session.add(charge)
         session.flush()
         assert charge.id is not None
@@ -198,6 +210,19 @@ class RoyaltyLedgerActivities:
                 session.add(charge)
 
     @activity.defn
+    def record_royalty_debit(self, recorded: DebitRecorded) -> None:
+        """The gateway's answer to a charge's ACH debit; an error alone (gateway unreachable) keeps it due."""
+        with session_scope(self.engine) as session:
+            charge = session.get(RoyaltyCharge, recorded.charge_id)
+            if charge is None or charge.debit_status != DebitStatus.DUE.value:
+                return  # recorded already (a retried activity)
+            charge.debit_error = recorded.error[:2000] if recorded.error else None
+            if recorded.status is not DebitStatus.DUE:
+                charge.debit_status, charge.debit_id = recorded.status.value, recorded.debit_id
+                charge.debited_at = datetime.now(UTC)
+            session.add(charge)
+
+    @activity.defn
     def save_royalty_run(self, result: RoyaltyRunResult) -> None:
         """The run's record: one row per franchisor and business date, replaced when the date runs again."""
         charges = [o.charge for o in result.outcomes if o.charge is not None]
@@ -214,7 +239,7 @@ class RoyaltyLedgerActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.load_royalty_plan, self.claim_royalty_charge, self.record_royalty_check,
-                self.record_royalty_check_failure, self.save_royalty_run]
+                self.record_royalty_check_failure, self.record_royalty_debit, self.save_royalty_run]
 
 
 class _BalanceMoved(Exception):

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, crm_events, health, openapi, proposals
+from api import audit, crm_events, health, openapi, proposals, royalty
 from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(audit.router)
     app.include_router(proposals.router)
+    app.include_router(royalty.router)
     openapi.install(app)
     return app
 

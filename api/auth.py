@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from models.accounts import Franchisee
+from models.accounts import Franchisee, Franchisor
 from models.api_keys import ApiKey, authorize
 
 API_KEY_HEADER = "X-API-Key"
@@ -58,3 +58,18 @@ def account_reader(account_id: str, request: Request, caller: Annotated[ApiKey, 
 
 
 AccountReader = Annotated[ApiKey, Depends(account_reader)]
+
+
+def franchisor_reader(franchisor_id: str, request: Request, caller: Annotated[ApiKey, Depends(api_caller)]) -> ApiKey:
+    """The caller's key when it is the franchisor `franchisor_id`'s own: 404 for an unknown franchisor, but only
+    once the key is known good; 403 for any other key, its franchisees' included (they read only themselves)."""
+    with Session(request.app.state.engine) as session:
+        franchisor = session.get(Franchisor, franchisor_id)
+    if franchisor is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown franchisor {franchisor_id!r}")
+    if caller.scope != "franchisor" or caller.account_id != franchisor_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this API key may not read this franchisor")
+    return caller
+
+
+FranchisorReader = Annotated[ApiKey, Depends(franchisor_reader)]

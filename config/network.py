@@ -43,6 +43,9 @@ class RoyaltyConfig(_Config):
     royalty_expense_account: str = Field(default="Royalty Expense", min_length=1)
     marketing_expense_account: str = Field(default="Advertising & Marketing", min_length=1)
     concurrency: int = Field(default=20, ge=1, le=500)  # franchisees charged at once
+    # Collect each check's amount by ACH debit of the franchisee's bank account, through the franchisor's
+    # payment gateway account (its API key stored encrypted, models/gateway_credentials.py).
+    ach_debit: bool = False
 
 
 class FranchisorConfig(_Config):
@@ -72,12 +75,24 @@ class FranchiseeConfig(_Config):
     # Whether royalty and marketing are charged on tips and convenience fees as well as on the amount.
     tips_bear_royalty: bool = False
     fees_bear_royalty: bool = False
+    # The franchisee's bank account as a payment method at the franchisor's gateway (royalty.ach_debit).
+    ach_payment_method_id: str | None = Field(default=None, min_length=1)
     sales_cycle: dict[str, Stage]
 
 
 class NetworkConfig(_Config):
     franchisor: FranchisorConfig
     franchisees: list[FranchiseeConfig]
+
+    @model_validator(mode="after")
+    def _debits_have_a_bank_account(self) -> "NetworkConfig":
+        if self.franchisor.royalty.ach_debit:
+            missing = [f"franchisees.{n}.ach_payment_method_id ({f.account_id})"
+                       for n, f in enumerate(self.franchisees) if f.ach_payment_method_id is None]
+            if missing:
+                raise ValueError("franchisor.royalty.ach_debit is on, but these franchisees have no bank payment "
+                                 "method: " + ", ".join(missing))
+        return self
 
 
 def load_network(path: Path) -> NetworkConfig:
@@ -102,6 +117,7 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
                     marketing_rate=fe.marketing_rate,
                     tips_bear_royalty=fe.tips_bear_royalty,
                     fees_bear_royalty=fe.fees_bear_royalty,
+                    ach_payment_method_id=fe.ach_payment_method_id,
                     sales_cycle={step: stage.value for step, stage in fe.sales_cycle.items()},
                 )
             )

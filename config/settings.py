@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     crm_http_timeout_seconds: float = 10.0
     crm_retries: int = 3
 
+    # The payment gateway (Stax): the sandbox emulator on gateway_sandbox_port unless the URL is given. Each
+    # merchant account's API key lives encrypted in the database (models/gateway_credentials.py).
+    gateway_sandbox_port: int = 8730
+    gateway_api_url: str = ""
+    gateway_http_timeout_seconds: float = 30.0
+    gateway_retries: int = 2  # within one activity attempt, for timeouts and 5xx only; Temporal retries after
+
     # QuickBooks Online: the sandbox emulator on qbo_sandbox_port unless the URLs are given.
     qbo_sandbox_port: int = 8710
     qbo_api_url: str = ""
@@ -80,6 +87,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _sandbox_urls(self) -> "Settings":
         self.crm_api_url = self.crm_api_url or f"http://127.0.0.1:{self.crm_sandbox_port}"
+        self.gateway_api_url = self.gateway_api_url or f"http://127.0.0.1:{self.gateway_sandbox_port}"
         sandbox = f"http://127.0.0.1:{self.qbo_sandbox_port}"
         self.qbo_api_url = self.qbo_api_url or f"{sandbox}/v3"
         self.qbo_discovery_url = self.qbo_discovery_url or f"{sandbox}/.well-known/openid_configuration"

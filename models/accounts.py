@@ -29,6 +29,7 @@ class Franchisee(SQLModel, table=True):
     marketing_rate: Decimal = Field(sa_column=Column(DecimalColumn(9, 6), nullable=False))
     tips_bear_royalty: bool = False
     fees_bear_royalty: bool = False
+    ach_payment_method_id: str | None = None  # the bank account royalty debits draw on, at the franchisor's gateway
     # CRM sales-cycle step name -> lifecycle stage (see models.events.Stage).
     sales_cycle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text))

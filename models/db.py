@@ -57,6 +57,7 @@ def create_tables(engine: Engine) -> None:
         api_keys,
         audit,
         crm_credentials,
+        gateway_credentials,
         ledger,
         qbo_connection,
         qbo_limits,

@@ -31,6 +31,14 @@ def check_number(business: date) -> str:
     return f"LF-ROY-{business:%Y%m%d}"
 
 
+class DebitStatus(StrEnum):
+    """The ACH debit collecting a charge's check, when the network debits (royalty.ach_debit)."""
+
+    DUE = "due"  # to be debited once its check is written
+    DEBITED = "debited"  # accepted by the gateway (ACH settles within days; a return shows later)
+    DECLINED = "declined"  # refused by the gateway: the franchisor follows it up
+
+
 class ChargeStatus(StrEnum):
     CHECK_DUE = "check_due"  # fees owed; the check is not written yet
     CHECK_WRITTEN = "check_written"
@@ -49,6 +57,7 @@ class RoyaltyTerms(_Shape):
     royalty_expense_account: str
     marketing_expense_account: str
     concurrency: int = Field(ge=1)
+    ach_debit: bool = False
 
 
 class FranchiseeTerms(_Shape):
@@ -59,6 +68,7 @@ class FranchiseeTerms(_Shape):
     marketing_rate: Exact
     tips_bear_royalty: bool
     fees_bear_royalty: bool
+    ach_payment_method_id: str | None = None
 
 
 class RoyaltyPlan(_Shape):
@@ -71,6 +81,7 @@ class RoyaltyTimeouts(_Shape):
     # How long a franchisee's check may keep failing on transient QBO faults before the run reports it
     # failed; the charge stays due and a later run writes the check.
     check_patience: timedelta = timedelta(hours=2)
+    gateway_call: timedelta = timedelta(seconds=30)  # one gateway activity attempt (the ACH debit)
 
 
 class NightlyRoyaltyInput(_Shape):
@@ -125,6 +136,8 @@ class ChargeSummary(_Shape):
     marketing_credit_out: Money
     check_id: str | None = None
     check_number: str | None = None
+    debit_status: DebitStatus | None = None
+    debit_id: str | None = None  # the gateway's transaction
 
     @property
     def total_due(self) -> Decimal:
@@ -132,10 +145,12 @@ class ChargeSummary(_Shape):
 
 
 class Claimed(_Shape):
-    """This run's charge, and every charge of the franchisee (this one included) whose check is still due."""
+    """This run's charge, every charge of the franchisee (this one included) whose check is still due, and
+    every one whose ACH debit is (collected once its check is written)."""
 
     charge: ChargeSummary
     checks_due: list[ChargeSummary]
+    debits_due: list[ChargeSummary] = []
 
 
 class CheckWritten(_Shape):
@@ -149,12 +164,28 @@ class CheckFailed(_Shape):
     error: str
 
 
+class DebitRecorded(_Shape):
+    """What the gateway made of a charge's ACH debit: debited (with its transaction) or declined (with why);
+    neither, with an error, when it stayed unreachable and the debit stays due."""
+
+    charge_id: int
+    status: DebitStatus
+    debit_id: str | None = None
+    error: str | None = None
+
+
+def debit_idempotency_id(charge: ChargeSummary) -> str:
+    """One ACH debit per charge, ever: the gateway answers a repeat with the first transaction."""
+    return f"{franchisee_royalty_id(charge.run_id, charge.account_id)}:ach"
+
+
 class FranchiseeOutcome(_Shape):
     account_id: str
     name: str
     status: str  # a ChargeStatus, or "failed"
     charge: ChargeSummary | None = None
     checks_written: list[str] = []  # QBO Purchase ids, earlier runs' overdue checks included
+    debits: list[str] = []  # gateway transactions of the ACH debits made
     error: str | None = None
 
 
@@ -183,18 +214,27 @@ class RoyaltyCheckInput(_Shape):
     account_id: str
     realm_id: str
     run_id: str  # the royalty run's business key, e.g. "royalty:acme:2026-11-21"
-    vendor_name: str = Field(min_length=1, max_length=100)
+    vendor_name: str = Field(min_length=1, max_length=100)  # the franchisor, as a vendor in the franchisee's file
+    # Its QBO id when the workflow has ensured the vendor first; runs from before that leave it to this activity.
+    vendor_id: str | None = None
     bank_account: str = Field(min_length=1)
     lines: list[CheckLine] = Field(min_length=1)
     memo: str = Field(max_length=4000)
     doc_number: str | None = Field(default=None, max_length=21)
 
 
+class EnsureVendorInput(_Shape):
+    account_id: str
+    realm_id: str
+    name: str = Field(min_length=1, max_length=100)
+
+
 def _percent(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f}%"
 
 
-def royalty_check(charge: ChargeSummary, terms: RoyaltyTerms, realm_id: str) -> RoyaltyCheckInput:
+def royalty_check(charge: ChargeSummary, terms: RoyaltyTerms, realm_id: str,
+                  vendor_id: str | None) -> RoyaltyCheckInput:
     """The check that pays a charge: one line per fee that is due, a memo naming the run and what it covered."""
     covered = f"{charge.payments} payment(s) received through {charge.eligible_through}"
     if charge.credits:
@@ -207,5 +247,6 @@ def royalty_check(charge: ChargeSummary, terms: RoyaltyTerms, realm_id: str) -> 
              if due > 0]
     return RoyaltyCheckInput(
         account_id=charge.account_id, realm_id=realm_id, run_id=charge.run_id, vendor_name=terms.vendor_name,
+        vendor_id=vendor_id,
         bank_account=terms.bank_account, lines=lines, doc_number=charge.check_number,
         memo=f"Ledgerflow {charge.run_id}: {covered}. Details: the royalty report, charge {charge.charge_id}.")

@@ -81,6 +81,10 @@ class RoyaltyCharge(SQLModel, table=True):
     check_error: str | None = Field(default=None, sa_column=Column(Text))  # the last fault writing the check
     created_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False))
     check_written_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    debit_status: str | None = None  # DebitStatus, when the network collects by ACH debit
+    debit_id: str | None = None  # the gateway's transaction
+    debit_error: str | None = Field(default=None, sa_column=Column(Text))
+    debited_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class RoyaltyItem(SQLModel, table=True):

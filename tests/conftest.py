@@ -1,5 +1,5 @@
-"""Shared fixtures: a time-skipping Temporal test server and a dev server (both from PyPI packages), the QBO
-sandbox on a free port, and a temporary SQLite database holding the example network."""
+"""Shared fixtures: a time-skipping Temporal test server and a dev server (both from PyPI packages), the QBO,
+CRM and gateway sandboxes on free ports, and a temporary SQLite database holding the example network."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +23,9 @@ from models.db import create_tables, get_engine
 from models.qbo_connection import save_connection
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.crm.app import create_app as create_crm_app
+from sandbox.gateway.app import Limits
+from sandbox.gateway.app import create_app as create_gateway_app
+from sandbox.gateway.store import GatewayStore
 from sandbox.qbo.admin import connect_company
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
@@ -40,8 +43,17 @@ def crm_sandbox() -> Iterator[ServerThread]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def gateway_sandbox() -> Iterator[ServerThread]:
+    # Every test's calls come from loopback: limits far above them (tests of the limits run their own).
+    with ServerThread(create_gateway_app(GatewayStore(), Limits(requests_per_window=100_000,
+                                                                failures_per_window=100_000))) as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread) -> Settings:
+def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread,
+             gateway_sandbox: ServerThread) -> Settings:
     """Settings for one test: its own database, task queue and sandbox URLs."""
     return Settings(
         data_dir=tmp_path,
@@ -49,6 +61,7 @@ def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThrea
         task_queue=f"tq-{uuid.uuid4()}",
         qbo_sandbox_port=qbo_sandbox.port,
         crm_sandbox_port=crm_sandbox.port,
+        gateway_sandbox_port=gateway_sandbox.port,
     )
 
 
@@ -78,12 +91,19 @@ def point_account_at(engine: Engine, account_id: str, realm: str) -> str:
     return realm
 
 
-def install_franchisor(settings: Settings, engine: Engine, **royalty: object) -> str:
+def install_franchisor(settings: Settings, engine: Engine, payment_methods: dict[str, str] | None = None,
+                       **royalty: object) -> str:
     """The example network under a franchisor id of its own (workflow ids are keyed by it, and the servers
-    are shared by every test), its royalty terms changed as given. Returns the franchisor id."""
+    are shared by every test), its royalty terms changed as given, and the franchisees' bank payment methods
+    (for ACH debits) by account id. Returns the franchisor id."""
     data = yaml.safe_load(settings.network_file.read_text())
     data["franchisor"]["id"] = f"acme-{uuid.uuid4().hex[:8]}"
     data["franchisor"]["royalty"].update(royalty)
+    with Session(engine) as session:  # franchisees keep the QBO companies a test pointed them at
+        for franchisee in data["franchisees"]:
+            installed = session.get(Franchisee, franchisee["account_id"])
+            franchisee["qbo_realm_id"] = installed.qbo_realm_id if installed else franchisee["qbo_realm_id"]
+            franchisee["ach_payment_method_id"] = (payment_methods or {}).get(franchisee["account_id"])
     install_network(engine, NetworkConfig.model_validate(data))
     return str(data["franchisor"]["id"])
 

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.royalty_ledger import RoyaltyLedgerActivities
-from config.network import install_network, load_network
+from config.network import NetworkConfig, install_network, load_network
 from config.settings import get_settings
 from models import search_attributes
 from models.db import create_tables, get_engine
@@ -41,7 +41,7 @@ from models.reconcile import CrmChangesPage, ReconcileInput
 from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
 from tests import factories
 from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
-from tests.stubs import StubBooks, StubChecks, StubCrmSync
+from tests.stubs import StubBooks, StubChecks, StubCrmSync, StubGateway
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.proposal import ProposalWorkflow
@@ -117,7 +117,13 @@ async def main() -> None:
                 stage("s1", Stage.PROPOSAL, 0, snapshot=with_bad_item()), paid("s2", "pay-1", "30.00", 1),
                 edited("s3", 2, "90.00"), stage("s4", Stage.LOST, 3), stage("s4", Stage.LOST, 3)])
 
-        await _royalty_scenario(env.client)
+        await _royalty_scenario(env.client, {
+            "nightlyroyalty_two_franchisees_vendor_first.json": "nightly",
+            "royaltyrun_one_franchisee_failing_vendor_first.json": "run",
+            "franchiseeroyalty_check_written_vendor_first.json": "acme-austin",
+            "franchiseeroyalty_check_refused_vendor_first.json": "acme-denver"})
+        await _royalty_scenario(env.client, {"franchiseeroyalty_check_written_and_debited.json": "acme-austin"},
+                                ach_debit=True)
 
         sync = StubCrmSync([reconcile_page("1", "2", total=3), reconcile_page("3", total=3)])
         async with Worker(env.client, task_queue="record-reconcile", workflows=[ReconcileWorkflow],
@@ -137,18 +143,24 @@ async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> Non
     print(f"recorded reconcile {name}")
 
 
-async def _royalty_scenario(client: Client) -> None:
-    """The nightly run of a network of two franchisees: Austin's check written, Denver's refused by QBO."""
-    names = {"nightlyroyalty_two_franchisees.json": "nightly", "royaltyrun_one_franchisee_failing.json": "run",
-             "franchiseeroyalty_check_written.json": "acme-austin",
-             "franchiseeroyalty_check_refused.json": "acme-denver"}
+async def _royalty_scenario(client: Client, names: dict[str, str], ach_debit: bool = False) -> None:
+    """The nightly run of a network of two franchisees: Austin's check written, Denver's refused by QBO; with
+    `ach_debit`, Austin's check collected through the (stubbed) gateway. `names`: file -> whose history."""
     if all((HISTORIES / name).exists() for name in names):
-        print("kept the royalty histories: they exist already")
+        print(f"kept {', '.join(names)}: they exist already")
         return
+    network = load_network(get_settings().network_file)
+    if ach_debit:  # a franchisor of its own: its runs' ids differ from the plain scenario's
+        data = network.model_dump()
+        data["franchisor"]["id"] = "acme-ach"
+        data["franchisor"]["royalty"]["ach_debit"] = True
+        for franchisee in data["franchisees"]:
+            franchisee["ach_payment_method_id"] = f"pm-{franchisee['account_id']}"
+        network = NetworkConfig.model_validate(data)
     with tempfile.TemporaryDirectory() as tmp:
         engine = get_engine(f"sqlite:///{tmp}/ledger.db")
         create_tables(engine)
-        install_network(engine, load_network(get_settings().network_file))
+        install_network(engine, network)
         received = datetime.now(UTC).date() - timedelta(days=10)
         with Session(engine) as session:
             for account_id in ("acme-austin", "acme-denver"):
@@ -158,14 +170,16 @@ async def _royalty_scenario(client: Client) -> None:
             session.commit()
         checks = StubChecks()
         checks.refusing.add("acme-denver")
-        task_queue = "record-royalty"
+        task_queue = f"record-royalty-{uuid.uuid4().hex[:6]}"
         with ThreadPoolExecutor(max_workers=4) as executor:
             async with Worker(client, task_queue=task_queue, activity_executor=executor,
                               workflows=[NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow],
-                              activities=[*RoyaltyLedgerActivities(engine).activities(), checks.write_royalty_check]):
+                              activities=[*RoyaltyLedgerActivities(engine).activities(), *checks.activities(),
+                                          *StubGateway().activities()]):
                 nightly = await client.start_workflow(
-                    NightlyRoyaltyWorkflow.run, NightlyRoyaltyInput(franchisor_id="acme", time_zone="America/Chicago"),
-                    id=f"royalty-nightly:acme-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+                    NightlyRoyaltyWorkflow.run,
+                    NightlyRoyaltyInput(franchisor_id=network.franchisor.id, time_zone="America/Chicago"),
+                    id=f"royalty-nightly:{network.franchisor.id}-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
                 result = await nightly.result()
     assert result is not None
     ids = {"nightly": nightly.id, "run": result.run_id,

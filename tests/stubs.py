@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from models.gateway import ChargeRequest, GatewayCharge
 from models.money import cents
 from models.proposals import (
     ApplyPaymentInput,
@@ -29,7 +30,7 @@ from models.proposals import (
     VoidPaymentInput,
 )
 from models.reconcile import CrmChangesPage, CursorInput, FeedInput, ReadChangesInput
-from models.royalty import RoyaltyCheckInput
+from models.royalty import EnsureVendorInput, RoyaltyCheckInput
 
 BAD_ITEM = "Bad Item"  # an item QBO refuses with a final fault until `bad_items` is cleared
 
@@ -226,6 +227,11 @@ class StubChecks:
         self.ids: dict[tuple[str, str], str] = {}
         self.refusing: set[str] = set()
         self.unreachable: set[str] = set()
+        self.vendors: dict[str, str] = {}  # by account
+
+    @activity.defn(name="ensure_vendor")
+    def ensure_vendor(self, input: EnsureVendorInput) -> str:
+        return self.vendors.setdefault(input.account_id, f"Vendor-{input.name}")
 
     @activity.defn(name="write_royalty_check")
     def write_royalty_check(self, check: RoyaltyCheckInput) -> str:
@@ -241,3 +247,32 @@ class StubChecks:
         """The totals of the account's checks, oldest run first."""
         return [sum((line.amount for line in check.lines), Decimal(0))
                 for (account, _run), check in sorted(self.checks.items()) if account == account_id]
+
+    def activities(self) -> list[Any]:
+        return [self.ensure_vendor, self.write_royalty_check]
+
+
+class StubGateway:
+    """The gateway's side of royalty debits: one transaction per idempotency id, as the gateway keeps them; a
+    payment method can be made to decline (final), or the whole gateway unreachable (transient)."""
+
+    def __init__(self) -> None:
+        self.charges: dict[str, ChargeRequest] = {}  # by idempotency id, in the order made
+        self.declining: set[str] = set()  # payment method ids
+        self.unreachable = False
+
+    @activity.defn(name="gateway_charge")
+    def charge(self, request: ChargeRequest) -> GatewayCharge:
+        if self.unreachable:
+            raise ApplicationError("gateway unreachable: ConnectTimeout", type="GatewayUnavailable")
+        if request.payment_method_id in self.declining:
+            raise ApplicationError("charge declined: insufficient funds", type="GatewayDeclined", non_retryable=True)
+        first = self.charges.setdefault(request.idempotency_id, request)
+        return GatewayCharge(transaction_id=f"txn-{list(self.charges).index(request.idempotency_id) + 1}",
+                             success=True, method="bank", total=first.total)
+
+    def debited(self, payment_method_id: str) -> list[Decimal]:
+        return [c.total for c in self.charges.values() if c.payment_method_id == payment_method_id]
+
+    def activities(self) -> list[Any]:
+        return [self.charge]

@@ -29,7 +29,7 @@ from models.proposals import (
     ProposalLine,
     RecordPaymentInput,
 )
-from models.royalty import CheckLine, RoyaltyCheckInput
+from models.royalty import CheckLine, EnsureVendorInput, RoyaltyCheckInput
 from sandbox.qbo.admin import dump_company, list_objects, set_faults
 from tests import factories
 
@@ -194,9 +194,14 @@ def test_limits_hold_across_concurrent_callers(fast_settings: Settings, engine: 
 
 
 def test_royalty_check_is_written_once(qbo: QuickBooksActivities, fast_settings: Settings, realm_id: str) -> None:
+    vendor = EnsureVendorInput(account_id=ACCOUNT, realm_id=realm_id, name="Acme Franchising")
+    set_faults(fast_settings.qbo_api_url, realm_id, queued=["drop"], hold_seconds=1.0)
+    vendor_id = with_retries(qbo.ensure_vendor, vendor)
+    assert with_retries(qbo.ensure_vendor, vendor) == vendor_id
     check = RoyaltyCheckInput(
         account_id=ACCOUNT, realm_id=realm_id, run_id="royalty:acme:2026-11-21", vendor_name="Acme Franchising",
-        bank_account="Checking", memo="Royalty 2026-11-21: payments pay-1, pay-2", doc_number="R20261121",
+        vendor_id=vendor_id, bank_account="Checking", memo="Royalty 2026-11-21: payments pay-1, pay-2",
+        doc_number="R20261121",
         lines=[CheckLine(expense_account="Royalty Expense", amount=cents(Decimal("60.005")), description="6%"),
                CheckLine(expense_account="Advertising & Marketing", amount=Decimal("20.00"), description="2%")])
     set_faults(fast_settings.qbo_api_url, realm_id, queued=["drop"], hold_seconds=1.0)
@@ -206,6 +211,13 @@ def test_royalty_check_is_written_once(qbo: QuickBooksActivities, fast_settings:
     assert purchase["PaymentType"] == "Check" and Decimal(str(purchase["TotalAmt"])) == Decimal("80.01")
     [vendor] = objects(fast_settings, realm_id, "Vendor")
     assert purchase["EntityRef"]["value"] == vendor["Id"] and vendor["DisplayName"] == "Acme Franchising"
+
+    # A run started before the workflow ensured the vendor first leaves it to the check: the same vendor.
+    older = check.model_copy(update={"run_id": "royalty:acme:2026-11-20", "doc_number": "R20261120",
+                                     "vendor_id": None})
+    with_retries(qbo.write_royalty_check, older)
+    assert {p["EntityRef"]["value"] for p in objects(fast_settings, realm_id, "Purchase")} == {vendor["Id"]}
+    assert len(objects(fast_settings, realm_id, "Vendor")) == 1
 
 
 async def test_a_429_storm_through_temporal_ends_with_all_work_done(

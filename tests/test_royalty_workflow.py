@@ -3,23 +3,36 @@ check writer stubbed: the waiting period, each franchisee's terms, rounding, re-
 missed night, refunds after charging, and one franchisee failing while the others are charged."""
 
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.royalty_ledger import RoyaltyLedgerActivities
+from config.settings import Settings, get_settings
 from models.ledger import LedgerPayment
-from models.royalty import FranchiseeOutcome, RoyaltyRunInput, RoyaltyRunResult, RoyaltyTimeouts, royalty_run_id
+from models.royalty import (
+    FranchiseeOutcome,
+    NightlyRoyaltyInput,
+    RoyaltyRunInput,
+    RoyaltyRunResult,
+    RoyaltyTimeouts,
+    royalty_run_id,
+)
 from models.royalty_ledger import RoyaltyCharge, RoyaltyItem, RoyaltyRun
-from tests.stubs import StubChecks
+from tests.conftest import install_franchisor, register_search_attributes
+from tests.stubs import StubChecks, StubGateway
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
+from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
 
 D = Decimal
@@ -52,14 +65,16 @@ class Network:
     def __init__(self, env: WorkflowEnvironment, engine: Engine, franchisor_id: str) -> None:
         self.env, self.engine, self.franchisor_id = env, engine, franchisor_id
         self.checks = StubChecks()
+        self.gateway = StubGateway()
         self.executor = ThreadPoolExecutor(max_workers=20)
         self.task_queue = f"tq-{uuid.uuid4()}"
         self.timeouts = RoyaltyTimeouts(qbo_call=timedelta(seconds=30), check_patience=timedelta(minutes=30))
 
-    def worker(self) -> Worker:
-        return Worker(self.env.client, task_queue=self.task_queue,
-                      workflows=[RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow], activity_executor=self.executor,
-                      activities=[*RoyaltyLedgerActivities(self.engine).activities(), self.checks.write_royalty_check])
+    def worker(self, *more_workflows: type) -> Worker:
+        return Worker(self.env.client, task_queue=self.task_queue, activity_executor=self.executor,
+                      workflows=[RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow, *more_workflows],
+                      activities=[*RoyaltyLedgerActivities(self.engine).activities(), *self.checks.activities(),
+                                  *self.gateway.activities()])
 
     async def start(self, business: date) -> WorkflowHandle[RoyaltyRunWorkflow, RoyaltyRunResult]:
         return await self.env.client.start_workflow(
@@ -105,7 +120,7 @@ async def test_payments_past_the_waiting_period_are_charged_once_on_each_franchi
     austin_check = network.checks.checks[(AUSTIN, royalty_run_id(network.franchisor_id, NIGHT))]
     assert [(line.expense_account, line.amount) for line in austin_check.lines] == [
         ("Royalty Expense", D("6.18")), ("Advertising & Marketing", D("2.06"))]
-    assert austin_check.doc_number == "LF-ROY-20261121" and austin_check.vendor_name == "Acme Franchising LLC"
+    assert austin_check.doc_number == "LF-ROY-20261121" and austin_check.vendor_id == "Vendor-Acme Franchising LLC"
     assert austin_check.bank_account == "Checking" and network.franchisor_id in austin_check.memo
     # Denver: 200.00 + the 20.00 tip (fees excluded) + 80.00 = 300.00: 16.50 royalty, 4.50 marketing.
     assert network.checks.amounts(DENVER) == [D("21.00")]
@@ -215,3 +230,97 @@ async def test_a_qbo_outage_longer_than_the_patience_is_reported_and_the_check_w
     outcomes = await network.run(NIGHT + timedelta(days=1))
     assert outcomes[AUSTIN].status == "nothing_eligible" and len(outcomes[AUSTIN].checks_written) == 1
     assert network.checks.amounts(AUSTIN) == [D("8.00")]
+
+
+@pytest.fixture
+def ach_network(time_skipping_env: WorkflowEnvironment, engine: Engine, settings: Settings) -> Network:
+    """The example network collecting each check by ACH debit of the franchisee's bank payment method."""
+    franchisor = install_franchisor(settings, engine, payment_methods={AUSTIN: "pm-austin", DENVER: "pm-denver"},
+                                    ach_debit=True)
+    return Network(time_skipping_env, engine, franchisor)
+
+
+async def test_ach_debits_each_written_check_once_for_its_exact_amount(ach_network: Network) -> None:
+    network = ach_network
+    pay(network.engine, AUSTIN, "a1", "100.00", date(2026, 11, 18), fee="3.00")  # 103.00 x 8% = 8.24
+    pay(network.engine, DENVER, "d1", "300.00", date(2026, 11, 12))  # 300.00 x 7% = 21.00
+    outcomes = await network.run(NIGHT)
+    await network.run(NIGHT)  # the same night again: no second debit
+
+    assert network.gateway.debited("pm-austin") == [D("8.24")] and network.gateway.debited("pm-denver") == [D("21.00")]
+    assert network.checks.amounts(AUSTIN) == [D("8.24")]
+    [austin] = network.charges(AUSTIN)
+    assert (austin.status, austin.debit_status) == ("check_written", "debited")
+    assert austin.debit_id == outcomes[AUSTIN].charge.debit_id == outcomes[AUSTIN].debits[0]
+    assert network.franchisor_id in next(iter(network.gateway.charges.values())).account_id  # the franchisor is paid
+
+    outcomes = await network.run(NIGHT + timedelta(days=1))  # nothing new: no check, no debit
+    assert outcomes[AUSTIN].status == "nothing_eligible" and outcomes[AUSTIN].debits == []
+    assert len(network.gateway.charges) == 2
+
+
+async def test_a_declined_debit_is_reported_and_never_sent_again_while_the_check_stands(ach_network: Network) -> None:
+    network = ach_network
+    pay(network.engine, AUSTIN, "a1", "100.00", date(2026, 11, 12))
+    pay(network.engine, DENVER, "d1", "100.00", date(2026, 11, 12))
+    network.gateway.declining.add("pm-denver")
+    outcomes = await network.run(NIGHT)
+
+    assert outcomes[AUSTIN].status == "check_written" and network.gateway.debited("pm-austin") == [D("8.00")]
+    assert outcomes[DENVER].status == "failed" and "declined" in (outcomes[DENVER].error or "")
+    [denver] = network.charges(DENVER)
+    assert (denver.status, denver.debit_status) == ("check_written", "declined")  # the books keep the check
+    assert "insufficient funds" in (denver.debit_error or "")
+    network.gateway.declining.clear()
+    await network.run(NIGHT + timedelta(days=1))
+    assert network.gateway.debited("pm-denver") == []  # a decline is the franchisor's to follow up
+
+
+async def test_a_gateway_outage_leaves_the_debit_due_and_the_next_run_makes_it(ach_network: Network) -> None:
+    network = ach_network
+    pay(network.engine, AUSTIN, "a1", "100.00", date(2026, 11, 12))
+    network.gateway.unreachable = True
+    outcomes = await network.run(NIGHT)  # retried for the 30 minutes of patience, in skipped time
+    assert outcomes[AUSTIN].status == "failed" and "unreachable" in (outcomes[AUSTIN].error or "")
+    assert network.checks.amounts(AUSTIN) == [D("8.00")]  # the check is written; only the debit waits
+    assert network.charges(AUSTIN)[0].debit_status == "due"
+
+    network.gateway.unreachable = False
+    outcomes = await network.run(NIGHT + timedelta(days=1))
+    assert outcomes[AUSTIN].status == "nothing_eligible" and len(outcomes[AUSTIN].debits) == 1
+    assert network.gateway.debited("pm-austin") == [D("8.00")] and network.checks.amounts(AUSTIN) == [D("8.00")]
+    assert network.charges(AUSTIN)[0].debit_status == "debited"
+
+
+@pytest.fixture
+async def own_clock_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of its own: this test moves the clock months ahead, which the shared one must not see."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(get_settings().temporal_test_server), data_converter=pydantic_data_converter)
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.mark.parametrize("night", [date(2027, 3, 14), date(2027, 11, 7)])  # spring forward, fall back
+async def test_the_nightly_run_on_a_dst_night_covers_the_day_before_for_every_time_zone(
+        own_clock_env: WorkflowEnvironment, engine: Engine, franchisor_id: str, night: date) -> None:
+    """The nightly workflow at 04:00 Chicago time on the DST change day charges, for Austin (Chicago) and
+    Denver (Mountain) alike, the payments received by their local date three days before the day before."""
+    network = Network(own_clock_env, engine, franchisor_id)
+    business = night - timedelta(days=1)
+    for account in (AUSTIN, DENVER):
+        pay(engine, account, "last-day", "100.00", business - timedelta(days=3))
+        pay(engine, account, "too-soon", "100.00", business - timedelta(days=2))
+    run_at = datetime.combine(night, time(4, 0), tzinfo=ZoneInfo("America/Chicago"))
+    await own_clock_env.sleep(run_at - await own_clock_env.get_current_time())
+
+    async with network.worker(NightlyRoyaltyWorkflow):
+        result = await own_clock_env.client.execute_workflow(
+            NightlyRoyaltyWorkflow.run, NightlyRoyaltyInput(franchisor_id=franchisor_id, time_zone="America/Chicago",
+                                                            timeouts=network.timeouts),
+            id=f"royalty-nightly:{franchisor_id}", task_queue=network.task_queue)
+
+    assert result is not None and result.business_date == business
+    assert result.run_id == royalty_run_id(franchisor_id, business)
+    assert network.items(AUSTIN) == ["last-day"] and network.items(DENVER) == ["last-day"]

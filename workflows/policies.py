@@ -1,4 +1,4 @@
-"""Retry policies and time limits shared by the workflows that call QuickBooks and the ledger."""
+"""Retry policies and time limits shared by the workflows that call QuickBooks, the gateway and the ledger."""
 
 from datetime import timedelta
 
@@ -10,5 +10,12 @@ QBO_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=2),
     non_retryable_error_types=["QboValidationError", "QboNotConnected", "QboSetupError"],
+)
+# The gateway answers a repeated idempotency id with the first transaction, so retrying a charge is safe.
+GATEWAY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["GatewayDeclined"],
 )
 LEDGER_TIMEOUT = timedelta(seconds=30)

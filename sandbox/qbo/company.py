@@ -347,6 +347,9 @@ class Company:
             raise faults.required_missing(element)
         if value not in self.objects[entity]:
             raise faults.invalid_reference(element, value)
+        ref = obj[element]
+        if isinstance(ref, dict) and entity in NAME_FIELDS:  # QBO answers with the referenced object's name
+            ref["name"] = self.objects[entity][value].get(NAME_FIELDS[entity], "")
         return value
 
     def _sales_lines(self, obj: dict[str, Any]) -> Decimal:

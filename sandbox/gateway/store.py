@@ -1,0 +1,289 @@
+"""The gateway sandbox's data: merchants (each with its API key), their customers and payment methods, and every
+transaction with its children (voids, refunds, ACH returns).
+
+In memory, or kept in a JSON file when given one, written after every change (before the answer goes out), so a
+restarted sandbox keeps its merchants' keys and still answers a repeated idempotency_id with the original
+transaction instead of charging again. Money is kept as cents strings and handed out as Decimal.
+"""
+
+import json
+import secrets
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from models.money import cents
+
+Method = Literal["card", "bank"]
+Failure = Literal["decline", "return"]
+DECLINED = {"card": "Card declined by the issuer", "bank": "Bank account failed verification"}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Refusal(Exception):
+    """The gateway will not do it: 422 naming the field (Stax's validation shape), or 404 for what the
+    merchant cannot see."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.field, self.message, self.status = field, message, status
+
+
+@dataclass
+class Merchant:
+    id: str
+    name: str
+    api_key: str
+
+
+class GatewayStore:
+    def __init__(self, state_file: Path | None = None) -> None:
+        self.lock = threading.RLock()
+        self.state_file = state_file
+        self.merchants: dict[str, Merchant] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.payment_methods: dict[str, dict[str, Any]] = {}
+        self.transactions: dict[str, dict[str, Any]] = {}  # in the order they were made
+        self._by_idempotency_id: dict[tuple[str, str], str] = {}  # (merchant, idempotency_id) -> transaction
+        if state_file is not None and state_file.exists():
+            self._load(json.loads(state_file.read_text()))
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self.merchants = {m["id"]: Merchant(**m) for m in data["merchants"]}
+        self.customers, self.payment_methods = data["customers"], data["payment_methods"]
+        self.transactions = data["transactions"]
+        for transaction in self.transactions.values():
+            if transaction["idempotency_id"] is not None:
+                self._by_idempotency_id[transaction["merchant_id"], transaction["idempotency_id"]] = transaction["id"]
+
+    def save(self) -> None:
+        """Write the whole state (small: it is a sandbox) after every change."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            data = {"merchants": [asdict(m) for m in self.merchants.values()], "customers": self.customers,
+                    "payment_methods": self.payment_methods, "transactions": self.transactions}
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data))
+            temporary.replace(self.state_file)
+
+    # -- merchants, customers, payment methods -----------------------------------------------------------
+    def add_merchant(self, name: str, merchant_id: str | None = None) -> Merchant:
+        """A new merchant with a fresh API key; an existing id keeps its key (only the name changes)."""
+        with self.lock:
+            merchant = self.merchants.get(merchant_id or "")
+            if merchant is None:
+                merchant = Merchant(merchant_id or str(uuid.uuid4()), name, "stax_" + secrets.token_urlsafe(24))
+                self.merchants[merchant.id] = merchant
+            merchant.name = name
+            self.save()
+            return merchant
+
+    def merchant(self, merchant_id: str) -> Merchant:
+        merchant = self.merchants.get(merchant_id)
+        if merchant is None:
+            raise Refusal("merchant", f"merchant {merchant_id} not found", 404)
+        return merchant
+
+    def merchant_by_key(self, api_key: str) -> Merchant | None:
+        return next((m for m in self.merchants.values() if secrets.compare_digest(m.api_key, api_key)), None)
+
+    def add_payment_method(self, merchant: Merchant, method: Method, customer_name: str,
+                           fails: Failure | None = None, customer_id: str | None = None) -> dict[str, Any]:
+        """A card or bank account of a customer (found by id or name, else created). `fails` scripts what the
+        bank does: "decline" every charge, or "return" an ACH debit once it settles."""
+        if fails == "return" and method != "bank":
+            raise Refusal("fails", "Only a bank account's debits can be returned.")
+        with self.lock:
+            customer = self.customers.get(customer_id or "") or next(
+                (c for c in self.customers.values() if c["merchant_id"] == merchant.id and c["name"] == customer_name),
+                None)
+            if customer is None:
+                customer = {"id": customer_id or str(uuid.uuid4()), "merchant_id": merchant.id, "name": customer_name,
+                            "created_at": now_iso()}
+                self.customers[customer["id"]] = customer
+            elif customer["merchant_id"] != merchant.id:
+                raise Refusal("customer_id", "The selected customer id is invalid.")
+            payment_method = {"id": str(uuid.uuid4()), "merchant_id": merchant.id, "customer_id": customer["id"],
+                              "method": method, "person_name": customer["name"], "fails": fails,
+                              "card_last_four": "1111" if method == "card" else None,
+                              "bank_name": "Sandbox Bank" if method == "bank" else None, "created_at": now_iso()}
+            self.payment_methods[payment_method["id"]] = payment_method
+            self.save()
+            return dict(payment_method)
+
+    # -- transactions ------------------------------------------------------------------------------------
+    def transaction(self, merchant: Merchant, transaction_id: str) -> dict[str, Any]:
+        transaction = self.transactions.get(transaction_id)
+        if transaction is None or transaction["merchant_id"] != merchant.id:
+            raise Refusal("id", f"transaction {transaction_id} not found", 404)
+        return transaction
+
+    def _repeat(self, merchant: Merchant, idempotency_id: str | None, request: dict[str, Any]) -> dict[str, Any] | None:
+        """What an earlier request with this idempotency_id made, if any. The same id with other parameters
+        is refused: the caller has a bug, and guessing which request it meant could move money twice."""
+        if idempotency_id is None:
+            return None
+        earlier_id = self._by_idempotency_id.get((merchant.id, idempotency_id))
+        if earlier_id is None:
+            return None
+        earlier = self.transactions[earlier_id]
+        if earlier["request"] != request:
+            raise Refusal("idempotency_id", f"The idempotency_id {idempotency_id!r} was already used with other "
+                                            f"parameters (transaction {earlier_id}).")
+        return earlier
+
+    def _record(self, merchant: Merchant, kind: str, payment_method: dict[str, Any], total: Decimal,
+                idempotency_id: str | None, request: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        transaction = {"id": str(uuid.uuid4()), "merchant_id": merchant.id, "type": kind,
+                       "method": payment_method["method"], "payment_method_id": payment_method["id"],
+                       "customer_id": payment_method["customer_id"], "total": str(cents(total)),
+                       "total_refunded": "0.00", "success": True, "message": None, "pre_auth": False,
+                       "settled_at": None, "invoice_id": None, "meta": {}, "reference_id": None, "child_ids": [],
+                       "idempotency_id": idempotency_id, "request": request, "created_at": now_iso(), **fields}
+        transaction["updated_at"] = transaction["created_at"]
+        self.transactions[transaction["id"]] = transaction
+        if idempotency_id is not None:
+            self._by_idempotency_id[merchant.id, idempotency_id] = transaction["id"]
+        return transaction
+
+    def charge(self, merchant: Merchant, payment_method_id: str, total: Decimal, idempotency_id: str | None,
+               pre_auth: bool = False, meta: dict[str, Any] | None = None,
+               invoice_id: str | None = None) -> dict[str, Any]:
+        """A charge: declined when the payment method is set to decline (recorded all the same, as Stax keeps
+        failed transactions), otherwise successful and waiting for the nightly settlement."""
+        request = {"op": "charge", "payment_method_id": payment_method_id, "total": str(cents(total)),
+                   "pre_auth": pre_auth, "meta": meta or {}, "invoice_id": invoice_id}
+        with self.lock:
+            earlier = self._repeat(merchant, idempotency_id, request)
+            if earlier is not None:
+                return earlier
+            payment_method = self.payment_methods.get(payment_method_id)
+            if payment_method is None or payment_method["merchant_id"] != merchant.id:
+                raise Refusal("payment_method_id", "The selected payment method id is invalid.")
+            if pre_auth and payment_method["method"] == "bank":
+                raise Refusal("pre_auth", "A bank account cannot be pre-authorized.")
+            declined = payment_method["fails"] == "decline"
+            transaction = self._record(merchant, "charge", payment_method, total, idempotency_id, request,
+                                       pre_auth=pre_auth, meta=meta or {}, invoice_id=invoice_id, success=not declined,
+                                       message=DECLINED[payment_method["method"]] if declined else None)
+            self.save()
+            return transaction
+
+    def _void_child(self, transaction: dict[str, Any]) -> dict[str, Any] | None:
+        return next((self.transactions[c] for c in transaction["child_ids"]
+                     if self.transactions[c]["type"] == "void"), None)
+
+    def _open_charge(self, transaction: dict[str, Any]) -> None:
+        """Only a successful charge not yet voided or returned can be voided, refunded or returned."""
+        if transaction["type"] != "charge":
+            raise Refusal("id", f"Only a charge can be voided or refunded; this is a {transaction['type']}.")
+        if not transaction["success"]:
+            raise Refusal("id", "A declined transaction cannot be voided or refunded.")
+        if self._void_child(transaction) is not None:
+            state = "returned" if transaction["settled_at"] else "voided"
+            raise Refusal("id", f"The transaction was already {state}.")
+
+    def _child(self, parent: dict[str, Any], kind: str, total: Decimal, idempotency_id: str | None = None,
+               request: dict[str, Any] | None = None, message: str | None = None) -> dict[str, Any]:
+        merchant = self.merchants[parent["merchant_id"]]
+        payment_method = self.payment_methods[parent["payment_method_id"]]
+        child = self._record(merchant, kind, payment_method, total, idempotency_id, request or {},
+                             reference_id=parent["id"], message=message)
+        parent["child_ids"].append(child["id"])
+        parent["updated_at"] = child["created_at"]
+        return child
+
+    def void_or_refund(self, merchant: Merchant, transaction_id: str, total: Decimal | None,
+                       idempotency_id: str | None) -> dict[str, Any]:
+        """Before settlement a void, of the full amount only; after it a refund, partial allowed, never more
+        than what is left. Answers the charge, its children included."""
+        request = {"op": "void-or-refund", "transaction_id": transaction_id,
+                   "total": None if total is None else str(cents(total))}
+        with self.lock:
+            earlier = self._repeat(merchant, idempotency_id, request)
+            if earlier is not None:
+                return self.transactions[earlier["reference_id"]]
+            charge = self.transaction(merchant, transaction_id)
+            self._open_charge(charge)
+            full = Decimal(charge["total"])
+            if charge["settled_at"] is None:
+                if total is not None and total != full:
+                    raise Refusal("total", f"Before it settles a transaction can only be voided in full ({full}).")
+                self._child(charge, "void", full, idempotency_id, request)
+            else:
+                left = full - Decimal(charge["total_refunded"])
+                amount = left if total is None else total
+                if left <= 0:
+                    raise Refusal("total", "The transaction was already refunded in full.")
+                if amount > left:
+                    raise Refusal("total", f"The refund total {amount} is more than what is left to refund ({left}).")
+                self._child(charge, "refund", amount, idempotency_id, request)
+                charge["total_refunded"] = str(cents(Decimal(charge["total_refunded"]) + amount))
+            self.save()
+            return charge
+
+    def settle(self, merchant_id: str, transaction_id: str | None = None) -> list[dict[str, Any]]:
+        """The nightly batch: every successful, captured charge not yet settled or voided settles now (only
+        `transaction_id`, when given). A bank account set to "return" has its debit returned right after."""
+        with self.lock:
+            settled = []
+            for charge in list(self.transactions.values()):
+                if (charge["merchant_id"] != merchant_id or charge["type"] != "charge" or not charge["success"]
+                        or charge["pre_auth"] or charge["settled_at"] is not None
+                        or self._void_child(charge) is not None
+                        or (transaction_id is not None and charge["id"] != transaction_id)):
+                    continue
+                charge["settled_at"] = charge["updated_at"] = now_iso()
+                if self.payment_methods[charge["payment_method_id"]]["fails"] == "return":
+                    self._return(charge, "R01")
+                settled.append(charge)
+            self.save()
+            return settled
+
+    def return_debit(self, transaction_id: str, code: str = "R01") -> dict[str, Any]:
+        """The bank sends an ACH debit back (after settlement: a pending one settles first). It shows as a child
+        of type void on the settled charge, so a void on a settled charge means it was returned."""
+        with self.lock:
+            charge = self.transactions.get(transaction_id)
+            if charge is None:
+                raise Refusal("id", f"transaction {transaction_id} not found", 404)
+            self._open_charge(charge)
+            if charge["method"] != "bank":
+                raise Refusal("id", "Only a bank debit can be returned.")
+            if Decimal(charge["total_refunded"]) > 0:
+                raise Refusal("id", "A refunded debit cannot be returned.")
+            if charge["settled_at"] is None:
+                charge["settled_at"] = now_iso()
+            self._return(charge, code)
+            self.save()
+            return charge
+
+    def _return(self, charge: dict[str, Any], code: str) -> None:
+        self._child(charge, "void", Decimal(charge["total"]), message=f"ACH return {code}")
+
+    def charges(self, merchant_id: str, payment_method_id: str | None = None) -> list[dict[str, Any]]:
+        return [t for t in self.transactions.values() if t["merchant_id"] == merchant_id and t["type"] == "charge"
+                and (payment_method_id is None or t["payment_method_id"] == payment_method_id)]
+
+    def public(self, transaction: dict[str, Any]) -> dict[str, Any]:
+        """A transaction as Stax shows it: money as Decimal, what can still be done with it, its children."""
+        with self.lock:
+            total, refunded = Decimal(transaction["total"]), Decimal(transaction["total_refunded"])
+            open_charge = (transaction["type"] == "charge" and transaction["success"]
+                           and self._void_child(transaction) is None)
+            settled = transaction["settled_at"] is not None
+            hidden = ("merchant_id", "request", "child_ids")
+            return {**{k: v for k, v in transaction.items() if k not in hidden},
+                    "total": total, "total_refunded": refunded, "is_captured": not transaction["pre_auth"],
+                    "is_voidable": open_charge and not settled,
+                    "is_refundable": open_charge and settled and not transaction["pre_auth"] and refunded < total,
+                    "child_transactions": [self.public(self.transactions[c]) for c in transaction["child_ids"]]}
