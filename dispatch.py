@@ -4,7 +4,7 @@ workflow code."""
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -120,7 +120,10 @@ async def start_reconcile(client: Client, settings: Settings, account_id: str,
 
 
 def royalty_timeouts(settings: Settings) -> RoyaltyTimeouts:
-    return RoyaltyTimeouts(qbo_call=settings.qbo_activity_timeout, check_patience=settings.royalty_check_patience)
+    # One gateway attempt holds the client's own retries of a timed-out call, with room to spare.
+    gateway_call = timedelta(seconds=settings.gateway_http_timeout_seconds * (settings.gateway_retries + 1) + 10)
+    return RoyaltyTimeouts(qbo_call=settings.qbo_activity_timeout, check_patience=settings.royalty_check_patience,
+                           gateway_call=gateway_call)
 
 
 async def start_royalty_run(client: Client, settings: Settings, franchisor_id: str,

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 from temporalio.client import Client
 
 from activities.crm import crm_client_for
@@ -51,6 +51,7 @@ from models.proposals import (
     proposal_workflow_id,
 )
 from models.qbo_connection import save_connection
+from models.royalty_ledger import RoyaltyCharge, RoyaltyItem
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.qbo.admin import connect_company, list_objects, sandbox_root
 from schedules import install_reconcile_schedule, install_royalty_schedule
@@ -200,7 +201,8 @@ async def cmd_royalty_run(settings: Settings, args: argparse.Namespace) -> int:
         charge = outcome.charge
         amounts = (f"royalty {charge.royalty_due}, marketing {charge.marketing_due} on {charge.payments} payment(s)"
                    if charge else "")
-        print(f"  {outcome.account_id:<24} {outcome.status:<17} {amounts}{outcome.error or ''}")
+        debits = f", ACH debit {', '.join(outcome.debits)}" if outcome.debits else ""
+        print(f"  {outcome.account_id:<24} {outcome.status:<17} {amounts}{debits}{outcome.error or ''}")
     return 1 if result.failed else 0
 
 
@@ -256,6 +258,7 @@ def cmd_royalty_report(settings: Settings, args: argparse.Namespace) -> int:
 # -- the demo scenario ---------------------------------------------------------------------------------
 DEMO_ACCOUNT = "acme-austin"
 DEMO_NUMBER = "P-9001"
+DEMO_DEPOSIT_AGE = 5  # days: past the royalty's 3-day wait by last night's run
 DEMO_LINES = [
     {"product": "Gutter Cleaning", "description": "Two-storey home, front and back", "quantity": "1",
      "unit_price": "289.00"},
@@ -374,8 +377,9 @@ async def _play_job_complete(settings: Settings, engine: Any, client: Client, co
         made = api.proposal_payments(proposal_id)
     if not made:
         today = datetime.now(UTC).date()
-        crm.add_payment(DEMO_ACCOUNT, proposal_id, Decimal("100.00"), today, method="card")
-        print("  CRM: $100.00 deposit recorded on the proposal")
+        crm.add_payment(DEMO_ACCOUNT, proposal_id, Decimal("100.00"), today - timedelta(days=DEMO_DEPOSIT_AGE),
+                        method="card")
+        print(f"  CRM: $100.00 deposit recorded on the proposal, received {DEMO_DEPOSIT_AGE} days ago")
         crm.move_step(DEMO_ACCOUNT, contact_id, "Job Complete", proposal_id)
         print("  CRM: contact moved to 'Job Complete'")
         crm.add_payment(DEMO_ACCOUNT, proposal_id, total - Decimal("100.00"), today, method="check")
@@ -402,6 +406,40 @@ async def _play_job_complete(settings: Settings, engine: Any, client: Client, co
     print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: {len(invoices)} invoice(s) linked to the estimate, "
           f"{len(payments)} payment(s) applied, balance {cents(str(invoices[0]['Balance'])) if invoices else '-'} "
           f"(expected 1, 2 and 0.00).")
+    return ok and await _play_royalty(settings, engine, client, proposal_id)
+
+
+async def _play_royalty(settings: Settings, engine: Any, client: Client, proposal_id: str) -> bool:
+    """Last night's royalty run, as the schedule starts it: the deposit, past the waiting period, is charged
+    exactly once (by this run or an earlier demo's) and its check stands once in Austin's QBO file."""
+    franchisee = _franchisee(settings, DEMO_ACCOUNT)
+    with Session(engine) as session:
+        franchisor = session.get(Franchisor, franchisee.franchisor_id)
+    assert franchisor is not None
+    business = royalty_dates.business_date(datetime.now(UTC), franchisor.time_zone)
+    print(f"\n== Demo: the nightly royalty of {franchisor.name} for {business} ==")
+    result = await (await start_royalty_run(client, settings, franchisor.id, business)).result()
+    for outcome in result.outcomes:
+        print(f"  {outcome.account_id:<14} {outcome.status:<17} {outcome.error or ''}")
+    with Session(engine) as session:
+        covering = session.exec(select(RoyaltyCharge).join(RoyaltyItem, col(RoyaltyItem.charge_id) == RoyaltyCharge.id)
+                                .where(RoyaltyItem.account_id == DEMO_ACCOUNT, RoyaltyItem.proposal_id == proposal_id,
+                                       RoyaltyItem.kind == "charge")).all()
+    checks = [p for p in list_objects(settings.qbo_api_url, franchisee.qbo_realm_id, "Purchase")
+              if covering and p["DocNumber"] == covering[0].check_number]
+    expected = cents(Decimal("100.00") * (franchisee.royalty_rate + franchisee.marketing_rate))
+    for check in checks:
+        print(f"    Check {check['Id']}: #{check['DocNumber']} {cents(str(check['TotalAmt']))} to "
+              f"{check['EntityRef']['name']} from {check['AccountRef']['name']}")
+    ok = (len(covering) == 1 and len(checks) == 1 and cents(str(checks[0]["TotalAmt"])) == expected
+          and not result.failed)
+    print(f"  Report: {settings.api_url}/franchisors/{franchisor.id}/royalty with a franchisor key "
+          f"(`starter.py keys create --account {franchisor.id}`), or `starter.py royalty report --franchisor "
+          f"{franchisor.id}`")
+    print(f"\nRoyalty {'VERIFIED' if ok else 'FAILED'}: the deposit charged by {len(covering)} run(s), "
+          f"{len(checks)} check(s) of {cents(str(checks[0]['TotalAmt'])) if checks else '-'} in "
+          f"{franchisee.name}'s books "
+          f"(expected 1, 1 and {expected}: the deposit's royalty and marketing fee).")
     return ok
 
 

@@ -15,34 +15,28 @@ enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Pri
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from sqlmodel import Session, col, func, select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.embedded import bench_stack
 from bench.noop import NoopWorkflow, noop_step
 from config.network import install_network, load_network
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from dispatch import send_proposal_synced, send_sales_cycle_change
-from models import search_attributes
 from models.accounts import Franchisee
 from models.audit import QboAuditLog
-from models.db import create_tables, get_engine
 from models.ledger import ProposalRecord
 from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, ProposalSynced, SalesCycleChange, Stage
 from models.qbo_connection import save_connection
 from sandbox.qbo.admin import connect_company, dump_company
 from sandbox.qbo.app import QboSandbox, create_app
-from sandbox.serve import ServerThread
 from worker import build_worker
 
 # Activities one proposal's lifecycle runs: ledger load and two saves, customer, estimate, payment, invoice,
@@ -153,29 +147,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main(proposals: int, realms: int, light: int) -> None:
-    base = get_settings()
-    with tempfile.TemporaryDirectory() as tmp, ServerThread(create_app(QboSandbox())) as qbo:
-        async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
-            search_attributes=search_attributes.ALL, dev_server_log_level="error",
-            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db")],
-        ) as env:
-            settings = base.model_copy(update={
-                "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",
-                "task_queue": "bench", "qbo_api_url": f"{qbo.url}/v3",
-                "qbo_discovery_url": f"{qbo.url}/.well-known/openid_configuration"})
-            engine = get_engine(settings.database_url)
-            create_tables(engine)
-            franchisees = accounts(engine, settings, realms)
-            with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
-                async with build_worker(env.client, settings, executor), Worker(
-                        env.client, task_queue="bench-noop", workflows=[NoopWorkflow],
-                        activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
-                    latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
-                    noop_seconds = await noop_throughput(env.client, "bench-noop", proposals)
-                    lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
-                                                                   proposals)
-            companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
+    async with bench_stack(create_app(QboSandbox())) as stack:
+        env, settings, engine = stack.env, stack.settings, stack.engine
+        franchisees = accounts(engine, settings, realms)
+        with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+            async with build_worker(env.client, settings, executor), Worker(
+                    env.client, task_queue="bench-noop", workflows=[NoopWorkflow],
+                    activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
+                latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
+                noop_seconds = await noop_throughput(env.client, "bench-noop", proposals)
+                lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
+                                                               proposals)
+        companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
 
     print(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time):")
     print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms")

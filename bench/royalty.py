@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -34,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,19 +40,16 @@ from sqlalchemy import Engine, insert
 from sqlmodel import Session, func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.embedded import bench_stack
 from bench.noop import FanOut, NoopFanOutWorkflow, NoopWorkflow, noop_step
 from config.network import RoyaltyConfig
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from dispatch import start_royalty_run
-from models import search_attributes
 from models.accounts import Franchisee, Franchisor
 from models.audit import QboAuditLog
-from models.db import create_tables, get_engine
 from models.ledger import LedgerPayment
 from models.qbo_connection import QboConnection
 from models.royalty import RoyaltyRunResult, check_number, franchisee_royalty_id, royalty_run_id
@@ -63,7 +58,6 @@ from sandbox.qbo.admin import dump_company, sandbox_root
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.qbo.company import canonical_entity, is_entity
 from sandbox.qbo.throttle import Limits
-from sandbox.serve import ServerThread
 from worker import build_worker
 
 D = Decimal
@@ -394,55 +388,44 @@ class Measured:
 
 
 async def main(franchisees: int, payments: int, concurrency: int | None, patience: float) -> int:
-    base = get_settings()
     seen = Seen()
-    with tempfile.TemporaryDirectory() as tmp, ServerThread(CountingApp(create_app(QboSandbox()), seen)) as qbo:
-        async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
-            search_attributes=search_attributes.ALL, dev_server_log_level="error",
-            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db")],
-        ) as env:
-            settings = base.model_copy(update={
-                "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",
-                "task_queue": "bench", "qbo_api_url": f"{qbo.url}/v3",
-                "qbo_discovery_url": f"{qbo.url}/.well-known/openid_configuration"})
-            engine = get_engine(settings.database_url)
-            create_tables(engine)
-            say(f"setting up {franchisees} franchisees x {payments} payments ...")
-            setup = install(engine, settings, franchisees, payments, concurrency)
-            say("  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in setup.items()))
-            with Session(engine) as session:
-                franchisor = session.get(Franchisor, FRANCHISOR)
-                assert franchisor is not None
-                fan_out = int(str(franchisor.royalty["concurrency"]))
-            run_id = royalty_run_id(FRANCHISOR, NIGHT)
-            noop_seconds, noop_shape = None, Shape()
-            with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
-                async with build_worker(env.client, settings, executor), Worker(
-                        env.client, task_queue="bench-noop", workflows=[NoopFanOutWorkflow, NoopWorkflow],
-                        activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
-                    say(f"royalty run of {franchisees} franchisees, {fan_out} at a time ...")
-                    real_seconds, result = await real_run(env.client, settings, engine, patience)
-                    say(f"  {real_seconds:.1f} s" + ("" if result else " (did not finish)"))
-                    shape = await read_shape(env.client, run_id, [franchisee_royalty_id(run_id, account_id(i))
-                                                                  for i in range(franchisees)])
-                    if result is not None:  # a no-op beside a run still going would measure nothing useful
-                        child_steps = len(shape.child.most_common(1)[0][0]) if shape.child else 0
-                        noop = FanOut(children=franchisees, concurrency=fan_out, child_steps=child_steps,
-                                      steps_before=len(shape.before), steps_after=len(shape.after))
-                        say(f"no-op fan-out of the same shape ({noop}) ...")
-                        noop_seconds = await noop_run(env.client, "bench-noop", noop)
-                        say(f"  {noop_seconds:.1f} s")
-                        noop_shape = await read_shape(env.client, NOOP_ID,
-                                                      [f"{NOOP_ID}:{n}" for n in range(franchisees)])
-                    else:
-                        await env.client.get_workflow_handle(run_id).terminate("benchmark gave up waiting")
-            faults, companies = check_books(engine, settings, result, franchisees, payments)
-            if result is None:
-                faults.insert(0, f"the royalty run did not finish within {patience:.0f} s")
-            with Session(engine) as session:
-                audited = dict(session.exec(select(QboAuditLog.realm_id, func.count()).where(
-                    QboAuditLog.status == "ok").group_by(QboAuditLog.realm_id)).all())
+    async with bench_stack(CountingApp(create_app(QboSandbox()), seen)) as stack:
+        env, settings, engine = stack.env, stack.settings, stack.engine
+        say(f"setting up {franchisees} franchisees x {payments} payments ...")
+        setup = install(engine, settings, franchisees, payments, concurrency)
+        say("  " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in setup.items()))
+        with Session(engine) as session:
+            franchisor = session.get(Franchisor, FRANCHISOR)
+            assert franchisor is not None
+            fan_out = int(str(franchisor.royalty["concurrency"]))
+        run_id = royalty_run_id(FRANCHISOR, NIGHT)
+        noop_seconds, noop_shape = None, Shape()
+        with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+            async with build_worker(env.client, settings, executor), Worker(
+                    env.client, task_queue="bench-noop", workflows=[NoopFanOutWorkflow, NoopWorkflow],
+                    activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
+                say(f"royalty run of {franchisees} franchisees, {fan_out} at a time ...")
+                real_seconds, result = await real_run(env.client, settings, engine, patience)
+                say(f"  {real_seconds:.1f} s" + ("" if result else " (did not finish)"))
+                shape = await read_shape(env.client, run_id, [franchisee_royalty_id(run_id, account_id(i))
+                                                              for i in range(franchisees)])
+                if result is not None:  # a no-op beside a run still going would measure nothing useful
+                    child_steps = len(shape.child.most_common(1)[0][0]) if shape.child else 0
+                    noop = FanOut(children=franchisees, concurrency=fan_out, child_steps=child_steps,
+                                  steps_before=len(shape.before), steps_after=len(shape.after))
+                    say(f"no-op fan-out of the same shape ({noop}) ...")
+                    noop_seconds = await noop_run(env.client, "bench-noop", noop)
+                    say(f"  {noop_seconds:.1f} s")
+                    noop_shape = await read_shape(env.client, NOOP_ID,
+                                                  [f"{NOOP_ID}:{n}" for n in range(franchisees)])
+                else:
+                    await env.client.get_workflow_handle(run_id).terminate("benchmark gave up waiting")
+        faults, companies = check_books(engine, settings, result, franchisees, payments)
+        if result is None:
+            faults.insert(0, f"the royalty run did not finish within {patience:.0f} s")
+        with Session(engine) as session:
+            audited = dict(session.exec(select(QboAuditLog.realm_id, func.count()).where(
+                QboAuditLog.status == "ok").group_by(QboAuditLog.realm_id)).all())
     return report(Measured(franchisees, payments, fan_out, setup, real_seconds, result, shape, noop_seconds,
                            noop_shape, seen, companies, audited, faults))
 

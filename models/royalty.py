@@ -81,7 +81,7 @@ class RoyaltyTimeouts(_Shape):
     # How long a franchisee's check may keep failing on transient QBO faults before the run reports it
     # failed; the charge stays due and a later run writes the check.
     check_patience: timedelta = timedelta(hours=2)
-    gateway_call: timedelta = timedelta(seconds=30)  # one gateway activity attempt (the ACH debit)
+    gateway_call: timedelta = timedelta(minutes=2)  # one gateway activity attempt (the ACH debit)
 
 
 class NightlyRoyaltyInput(_Shape):

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, or_, select
 
 from models.accounts import Franchisee, Franchisor
 from models.money import Exact, Money
-from models.royalty import ChargeStatus
+from models.royalty import ChargeStatus, ChargeSummary
 from models.royalty_ledger import RoyaltyCharge, RoyaltyItem, RoyaltyRun
 
 ZERO = Decimal("0.00")
@@ -28,36 +28,12 @@ class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class ChargeRow(_Shape):
-    """One franchisee's charge for one run, as the ledger holds it; `*_credit_out` is the credit carried on."""
+class ChargeRow(ChargeSummary):
+    """One franchisee's charge for one run, as the ledger holds it, with what only the report shows."""
 
-    charge_id: int
-    run_id: str
-    business_date: date
-    eligible_through: date
-    account_id: str
     name: str
-    payments: int
-    credits: int
-    basis: Money
-    credited_basis: Money
-    royalty_rate: Exact
-    marketing_rate: Exact
-    royalty: Money
-    marketing: Money
-    royalty_credit_in: Money
-    marketing_credit_in: Money
-    royalty_due: Money
-    marketing_due: Money
-    royalty_credit_out: Money
-    marketing_credit_out: Money
-    status: str  # a ChargeStatus
-    check_number: str | None
-    check_id: str | None
     check_error: str | None
     check_written_at: datetime | None
-    debit_status: str | None = None  # a DebitStatus, when the network collects by ACH debit
-    debit_id: str | None = None
     debit_error: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
