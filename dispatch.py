@@ -1,18 +1,26 @@
-"""Routes CRM events to their workflows with signal-with-start; the API, the CLI and reconciliation all send
-through here. Workflows are named, not imported, so activities can use this module without importing
-workflow code."""
+"""Routes CRM events to their workflows with signal-with-start, and contacts into action plans; the API, the
+CLI, reconciliation and the plans themselves all send through here. Workflows are named, not imported, so
+activities can use this module without importing workflow code."""
 
 import logging
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from models import search_attributes as sa
 from models.accounts import Franchisee
+from models.db import get_engine
+from models.enrollments import EnrollmentInput, SalesCycleChanged, plan_workflow_id
+from models.plan_enrollments import ever_enrolled
+from models.plans import Reentry
 from models.proposals import (
     CrmContact,
     PaymentAdded,
@@ -35,6 +43,7 @@ log = logging.getLogger("ledgerflow.dispatch")
 class Dispatched:
     status: str  # "accepted" or "ignored"
     workflow_id: str | None = None
+    run_id: str | None = None
     stage: str | None = None
     reason: str | None = None
 
@@ -69,7 +78,49 @@ async def _signal_with_start(client: Client, settings: Settings, franchisee: Fra
 async def send_sales_cycle_change(
     client: Client, settings: Settings, franchisee: Franchisee, change: SalesCycleChange
 ) -> Dispatched:
-    """A step change: to the proposal's workflow when the account maps the step to a lifecycle stage."""
+    """A step change: to the proposal's workflow when the account maps the step to a lifecycle stage, to the
+    contact's running action plans (a step may be a plan's goal), and into the plan the account starts there."""
+    plans = await _sales_cycle_to_plans(client, settings, franchisee, change)
+    dispatched = await _sales_cycle_to_proposal(client, settings, franchisee, change)
+    if plans and dispatched.status == "ignored":
+        return Dispatched("accepted", workflow_id=plans[0], reason=dispatched.reason)
+    return dispatched
+
+
+async def _sales_cycle_to_plans(client: Client, settings: Settings, franchisee: Franchisee,
+                                change: SalesCycleChange) -> list[str]:
+    """The enrollments told of the change, and the one the step starts: their workflow ids."""
+    query = (f"WorkflowType = 'ActionPlanWorkflow' AND ExecutionStatus = 'Running' AND "
+             f"AccountId = '{_quoted(franchisee.account_id)}' AND ContactId = '{_quoted(change.contact.id)}'")
+    signal = SalesCycleChanged(event_id=change.event_id, step=change.sales_cycle_step, occurred_at=change.occurred_at)
+    try:
+        running = [(e.id, e.run_id) async for e in client.list_workflows(query)]
+    except RPCError as error:  # the proposal's part must not wait on the plans' visibility
+        log.warning("CRM event %s: the contact's action plans were not told of the step: %s", change.event_id, error)
+        running = []
+    touched = await signal_runs(client, running, "sales_cycle_changed", signal)
+    plan_id = next((plan for step, plan in franchisee.action_plans.items()
+                    if step.strip().casefold() == change.sales_cycle_step.strip().casefold()), None)
+    if plan_id is not None:
+        try:
+            enrolled = await enroll_contact(client, settings, get_engine(settings.database_url),
+                                            franchisee.account_id, change.contact.id, plan_id,
+                                            f"step:{change.sales_cycle_step}", trigger=change.event_id)
+        except PlanNotEnrollable as fault:
+            log.error("CRM event %s: %s", change.event_id, fault)
+        else:
+            touched += [enrolled.workflow_id] if enrolled.status == "accepted" and enrolled.workflow_id else []
+    return touched
+
+
+def _quoted(value: str) -> str:
+    """A value inside a visibility query's single quotes."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def _sales_cycle_to_proposal(
+    client: Client, settings: Settings, franchisee: Franchisee, change: SalesCycleChange
+) -> Dispatched:
     stage = stage_for_step(franchisee.sales_cycle, change.sales_cycle_step)
     if stage is None:
         reason = (f"sales-cycle step {change.sales_cycle_step!r} is not mapped to a lifecycle stage for account "
@@ -138,3 +189,78 @@ async def start_royalty_run(client: Client, settings: Settings, franchisor_id: s
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.FRANCHISOR, franchisor_id)]),
         static_summary=f"Royalty of {franchisor_id} for {business}",
     )
+
+
+# -- action plans -----------------------------------------------------------------------------------------
+class PlanNotEnrollable(LookupError):
+    """The plan or the account does not exist, or the plan does not validate: nothing is started."""
+
+
+async def enroll_contact(client: Client, settings: Settings, engine: Engine, account_id: str, contact_id: str,
+                         plan_id: str, source: str, trigger: str | None = None) -> Dispatched:
+    """Start the plan for the contact as the plan file says now (its version travels with the run). The
+    plan's re-entry policy decides a second enrollment: `once` ignores it forever, `one_active` while one
+    runs, `always` restarts the running one from the top. `trigger` names what enrolled (a CRM event's id):
+    the same trigger delivered again never restarts a run."""
+    from config.plans import PlanError, load_plan  # the loader reads files: only enrollments need it
+
+    with Session(engine) as session:
+        franchisee = session.get(Franchisee, account_id)
+    if franchisee is None:
+        raise PlanNotEnrollable(f"unknown account {account_id!r}")
+    try:
+        plan = load_plan(plan_id, sorted(settings.plans_dir.glob("*.yaml")))
+    except PlanError as fault:
+        raise PlanNotEnrollable(f"plan {plan_id!r} cannot be enrolled: {fault}") from fault
+    workflow_id = plan_workflow_id(account_id, contact_id, plan.id)
+    reentry = plan.settings.reentry
+    if reentry is Reentry.ONCE and ever_enrolled(engine, account_id, contact_id, plan.id):
+        return Dispatched("ignored", workflow_id=workflow_id, reason=f"{plan.id} runs once per contact")
+    for attempt in range(2):
+        try:
+            handle = await client.start_workflow(
+                "ActionPlanWorkflow", EnrollmentInput(account_id=account_id, contact_id=contact_id, plan=plan,
+                                                      source=source),
+                id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(sa.ACCOUNT_ID, account_id), SearchAttributePair(sa.CONTACT_ID, contact_id),
+                    SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id)]),
+                static_summary=f"{plan.name} (v{plan.version}) for contact {contact_id}",
+                static_details=f"from {source}", memo={"trigger": trigger or ""})
+            return Dispatched("accepted", workflow_id=workflow_id, run_id=handle.result_run_id)
+        except WorkflowAlreadyStartedError:
+            if reentry is not Reentry.ALWAYS or attempt > 0:
+                return Dispatched("ignored", workflow_id=workflow_id,
+                                  reason=f"{plan.id} is already running for the contact")
+        running = await _running_trigger(client, workflow_id)
+        if trigger is not None and running == trigger:
+            return Dispatched("ignored", workflow_id=workflow_id, reason=f"{plan.id} runs for this trigger already")
+        if running is not None:
+            await client.get_workflow_handle(workflow_id).terminate(f"re-enrolled ({source}): restarted from the top")
+    raise AssertionError("unreachable: the second attempt returns")
+
+
+async def _running_trigger(client: Client, workflow_id: str) -> str | None:
+    """The trigger of the enrollment `workflow_id` if it is running ("" when it was started without one)."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    return str(await description.memo_value("trigger", default=""))
+
+
+async def signal_runs(client: Client, runs: list[tuple[str, str | None]], signal: str, arg: Any) -> list[str]:
+    """Signal each run (workflow id, run id) of an enrollment: a reply, an opt-out, a step change. One that has
+    just ended is passed over. The workflow ids signalled."""
+    signalled = []
+    for workflow_id, run_id in runs:
+        try:
+            await client.get_workflow_handle(workflow_id, run_id=run_id).signal(signal, arg)
+            signalled.append(workflow_id)
+        except RPCError as error:
+            log.info("signal %s to %s not delivered: %s", signal, workflow_id, error)
+    return signalled

@@ -1,4 +1,4 @@
-"""Brings up the embedded stack (Temporal dev server, QBO sandbox, HTTP API, worker) on loopback, plays the
+"""Brings up the embedded stack (Temporal dev server, the sandboxes, HTTP API, worker) on loopback, plays the
 demo, and stops every process it started.
 
     python stack.py run    # stays up until Ctrl-C
@@ -96,6 +96,9 @@ class Stack:
             ("QBO sandbox", "LEDGERFLOW_QBO_SANDBOX_PORT", s.qbo_sandbox_port),
             ("CRM sandbox", "LEDGERFLOW_CRM_SANDBOX_PORT", s.crm_sandbox_port),
             ("Gateway sandbox", "LEDGERFLOW_GATEWAY_SANDBOX_PORT", s.gateway_sandbox_port),
+            ("SMTP sandbox", "LEDGERFLOW_SMTP_PORT", s.smtp_port),
+            ("SMS sandbox", "LEDGERFLOW_SMS_SANDBOX_PORT", s.sms_sandbox_port),
+            ("Partners sandbox", "LEDGERFLOW_PARTNERS_SANDBOX_PORT", s.partners_sandbox_port),
             ("HTTP API", "LEDGERFLOW_API_PORT", s.api_port),
         ]
 
@@ -125,6 +128,13 @@ class Stack:
             Service("gateway-sandbox", [python, "-m", "sandbox.gateway", "--port", str(s.gateway_sandbox_port),
                                         "--state-file", str(data / "gateway-sandbox.json")],
                     logs / "gateway-sandbox.log"),
+            Service("messaging-sandbox", [python, "-m", "sandbox.messaging", "--smtp-port", str(s.smtp_port),
+                                          "--sms-port", str(s.sms_sandbox_port),
+                                          "--inbound-sms-url", f"{s.api_url}/inbound/sms",
+                                          "--inbound-email-url", f"{s.api_url}/inbound/email"],
+                    logs / "messaging-sandbox.log"),
+            Service("partners-sandbox", [python, "-m", "sandbox.partners", "--port", str(s.partners_sandbox_port)],
+                    logs / "partners-sandbox.log"),
         ]
         try:
             create_tables(get_engine(s.database_url))  # once, before the API and the worker both look
@@ -137,6 +147,8 @@ class Stack:
         self._wait_for_http("QBO sandbox", self.services[1], f"{sandbox_root(s.qbo_api_url)}/healthz")
         self._wait_for_http("CRM sandbox", self.services[2], f"{s.crm_api_url}/healthz")
         self._wait_for_http("Gateway sandbox", self.services[3], f"{s.gateway_api_url}/healthz")
+        self._wait_for_http("Messaging sandbox", self.services[4], f"{s.sms_api_url}/healthz")
+        self._wait_for_http("Partners sandbox", self.services[5], f"{s.sheets_api_url}/healthz")
         api = Service("api", [python, "-m", "uvicorn", "api.app:app", "--host", s.api_host, "--port",
                               str(s.api_port), "--log-level", "warning"], logs / "api.log")
         worker = Service("worker", [python, "worker.py"], logs / "worker.log")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,8 @@ from config.network import install_network, load_network
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from dispatch import (
+    PlanNotEnrollable,
+    enroll_contact,
     send_payment_added,
     send_payment_voided,
     send_proposal_changed,
@@ -38,6 +41,7 @@ from models.audit import QboAuditLog
 from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
+from models.enrollments import CancelEnrollment, EnrollmentState, PlanPreview, PreviewInput, plan_workflow_id
 from models.money import cents
 from models.proposals import (
     CrmContact,
@@ -253,6 +257,114 @@ def cmd_royalty_report(settings: Settings, args: argparse.Namespace) -> int:
         for run, outcome in failures:
             print(f"  {run.business_date} {outcome.account_id}: {outcome.error or 'no error recorded'}")
     return 0
+
+
+# -- action plans ---------------------------------------------------------------------------------------
+def _plan_files(settings: Settings, files: list[Path]) -> list[Path]:
+    return files or sorted(settings.plans_dir.glob("*.yaml"))
+
+
+def cmd_plans_validate(settings: Settings, args: argparse.Namespace) -> int:
+    """Every fault of every plan, with its file, step and field; the network's step -> plan mapping too."""
+    from config.plans import load_plans
+
+    files = _plan_files(settings, args.files)
+    plans, faults = load_plans(files)
+    for fault in faults:
+        print(fault)
+    mapped = load_network(settings.network_file)
+    missing = [f"{settings.network_file}: franchisees.{n}.action_plans.{step}: no plan with id {plan_id}"
+               for n, franchisee in enumerate(mapped.franchisees) for step, plan_id in franchisee.action_plans.items()
+               if plan_id not in plans and not args.files]
+    for line in missing:
+        print(line)
+    if faults or missing:
+        print(f"{len(faults) + len(missing)} fault(s) in {len(files)} file(s)", file=sys.stderr)
+        return 1
+    print(f"{len(plans)} plan(s) valid: {', '.join(f'{p.id} v{p.version}' for p in plans.values())}")
+    return 0
+
+
+def cmd_plans_schema(_settings: Settings, _args: argparse.Namespace) -> int:
+    from config.plans import plan_json_schema
+
+    print(json.dumps(plan_json_schema(), indent=2))
+    return 0
+
+
+def _load_plan(settings: Settings, plan_id: str) -> Any:
+    from config.plans import PlanError, load_plan
+
+    try:
+        return load_plan(plan_id, _plan_files(settings, []))
+    except PlanError as error:
+        sys.exit(str(error))
+
+
+async def cmd_plans_preview(settings: Settings, args: argparse.Namespace) -> int:
+    """Every step rendered for the contact as the CRM has it now, through the worker; nothing is sent."""
+    plan = _load_plan(settings, args.plan)
+    client = await connect(settings)
+    preview: PlanPreview = await client.execute_workflow(
+        "PlanPreviewWorkflow", PreviewInput(account_id=args.account, contact_id=args.contact, plan=plan),
+        id=f"plan-preview:{args.account}:{args.contact}:{plan.id}:{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue, result_type=PlanPreview)
+    contact = preview.contact.contact
+    print(f"{plan.name} v{plan.version} for contact {contact.id} ({contact.first_name} {contact.last_name}, "
+          f"email {contact.email or '-'}, phone {contact.phone or '-'}, smsok {contact.smsok})")
+    faults = 0
+    for number, step in enumerate(preview.steps, start=1):
+        print(f"\n{number}. {step.step_id} ({step.type})")
+        if step.fault:
+            faults += 1
+            print(f"   DOES NOT RENDER: {step.fault}")
+        for path, text in step.rendered.items():
+            print(f"   {path}: " + text.replace("\n", "\n   " + " " * (len(path) + 2)))
+    return 1 if faults else 0
+
+
+async def cmd_plans_enroll(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        dispatched = await enroll_contact(await connect(settings), settings, _engine(settings), args.account,
+                                          args.contact, args.plan, "cli")
+    except PlanNotEnrollable as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{dispatched.status}: {dispatched.workflow_id}" + (f" ({dispatched.reason})" if dispatched.reason else ""))
+    return 0
+
+
+async def cmd_plans_show(settings: Settings, args: argparse.Namespace) -> int:
+    handle = (await connect(settings)).get_workflow_handle(plan_workflow_id(args.account, args.contact, args.plan))
+    state = await handle.query("state", result_type=EnrollmentState)
+    print(state.model_dump_json(indent=2))
+    return 0
+
+
+async def cmd_plans_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    handle = (await connect(settings)).get_workflow_handle(plan_workflow_id(args.account, args.contact, args.plan))
+    await handle.signal("cancel", CancelEnrollment(reason=args.reason))
+    print(f"cancelling {handle.id}")
+    return 0
+
+
+def _add_plan_commands(commands: Any) -> None:
+    plans = commands.add_parser("plans", help="action plans").add_subparsers(dest="sub", required=True)
+    validate = plans.add_parser("validate", help="check plan files; every fault with its file, step and field")
+    validate.add_argument("files", nargs="*", type=Path, help="plan files (default: every plan in config/plans)")
+    validate.set_defaults(run=cmd_plans_validate)
+    plans.add_parser("schema", help="print the JSON Schema of a plan file").set_defaults(run=cmd_plans_schema)
+    for name, what, run in (("preview", "render every step for a contact, sending nothing", cmd_plans_preview),
+                            ("enroll", "enroll a contact in a plan", cmd_plans_enroll),
+                            ("show", "where a contact is in a plan", cmd_plans_show),
+                            ("cancel", "end a contact's enrollment", cmd_plans_cancel)):
+        command = plans.add_parser(name, help=what)
+        command.add_argument("plan", help="the plan's id")
+        command.add_argument("--account", required=True)
+        command.add_argument("--contact", required=True, help="the CRM contact id")
+        if name == "cancel":
+            command.add_argument("--reason", default="cancelled from the command line")
+        command.set_defaults(run=run)
 
 
 # -- the demo scenario ---------------------------------------------------------------------------------
@@ -592,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     royalty_report.set_defaults(run=cmd_royalty_report)
 
     _add_key_and_audit_commands(commands)
+    _add_plan_commands(commands)
 
     demo = commands.add_parser("demo", help="play the demo scenario against a running stack")
     demo.set_defaults(run=cmd_demo)

@@ -8,9 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.action_plans import ActionPlanActivities
 from activities.crm import CrmActivities
 from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
+from activities.messaging import MessagingActivities
+from activities.partners import PartnerActivities
+from activities.plan_feed import PlanFeedActivities
 from activities.proposal_feed import ProposalFeedActivities
 from activities.qbo_client import QboConnector
 from activities.quickbooks import QuickBooksActivities
@@ -18,17 +22,29 @@ from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
+from workflows.action_plan import ActionPlanWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
+from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
 
-WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow]
+WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow,
+             ActionPlanWorkflow, PlanPreviewWorkflow]
+
+
+class PlansInvalid(Exception):
+    """A plan file does not validate: the worker does not start, so no enrollment runs a broken plan."""
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, **options: object) -> Worker:
     """The worker with every workflow and activity; tests build theirs here too, so they run what ships."""
+    from config.plans import validate_plans
+
+    faults = validate_plans(sorted(settings.plans_dir.glob("*.yaml")))
+    if faults:
+        raise PlansInvalid("the action plans do not validate:\n  " + "\n  ".join(map(str, faults)))
     engine = get_engine(settings.database_url)
     create_tables(engine)
     quickbooks = QuickBooksActivities(QboConnector(settings, engine), engine)
@@ -38,6 +54,10 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         *RoyaltyLedgerActivities(engine).activities(),
         *CrmActivities(settings, engine).activities(),
         *GatewayActivities(engine, settings).activities(),
+        *ActionPlanActivities(settings, engine).activities(),
+        *PlanFeedActivities(client, settings, engine).activities(),
+        *MessagingActivities(engine, settings).activities(),
+        *PartnerActivities(engine, settings).activities(),
         *ProposalFeedActivities(client, settings, engine).activities(),
     ]
     return Worker(

@@ -1,11 +1,12 @@
-"""The HTTP face of Ledgerflow: CRM webhooks now; lead posts, inbound messages and reports as they arrive."""
+"""The HTTP face of Ledgerflow: CRM webhooks, inbound texts and email, enrollments, reports; lead posts as
+they arrive."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, crm_events, health, openapi, proposals, royalty
+from api import audit, crm_events, health, inbound, openapi, plans, proposals, royalty
 from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(proposals.router)
     app.include_router(royalty.router)
+    app.include_router(plans.router)
+    app.include_router(inbound.router)
     openapi.install(app)
     return app
 

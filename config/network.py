@@ -78,6 +78,8 @@ class FranchiseeConfig(_Config):
     # The franchisee's bank account as a payment method at the franchisor's gateway (royalty.ach_debit).
     ach_payment_method_id: str | None = Field(default=None, min_length=1)
     sales_cycle: dict[str, Stage]
+    # Sales-cycle step name -> the action plan (its id in config/plans) a contact reaching it is enrolled in.
+    action_plans: dict[str, str] = {}
 
 
 class NetworkConfig(_Config):
@@ -119,5 +121,6 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
                     fees_bear_royalty=fe.fees_bear_royalty,
                     ach_payment_method_id=fe.ach_payment_method_id,
                     sales_cycle={step: stage.value for step, stage in fe.sales_cycle.items()},
+                    action_plans=dict(fe.action_plans),
                 )
             )

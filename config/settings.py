@@ -55,6 +55,31 @@ class Settings(BaseSettings):
     gateway_http_timeout_seconds: float = 30.0
     gateway_retries: int = 2  # within one activity attempt, for timeouts and 5xx only; Temporal retries after
 
+    # Messaging and partner calls of action plans: email over SMTP, texts through Twilio's API, Google Sheets,
+    # Mailbox Power, ClubReady. The sandboxes (python -m sandbox.messaging, python -m sandbox.partners) stand in
+    # unless the hosts and URLs are given; the secrets' defaults are the sandboxes' own.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_from: str = "Ledgerflow <no-reply@ledgerflow.local>"
+    smtp_username: str = ""  # no AUTH when empty (the sandbox)
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    sms_sandbox_port: int = 8740
+    sms_api_url: str = ""  # Twilio: https://api.twilio.com
+    twilio_account_sid: str = "AC00000000000000000000000000sandbox"
+    twilio_auth_token: SecretStr = SecretStr("sandbox-twilio-auth-token")
+    twilio_from_number: str = "+15125550100"
+    partners_sandbox_port: int = 8750
+    sheets_api_url: str = ""  # https://sheets.googleapis.com
+    sheets_api_token: SecretStr = SecretStr("sandbox-sheets-token")  # an OAuth access token (Bearer)
+    mailbox_power_api_url: str = ""
+    mailbox_power_api_key: SecretStr = SecretStr("sandbox-mailbox-power-key")
+    clubready_api_url: str = ""  # https://www.clubready.com
+    clubready_api_key: SecretStr = SecretStr("sandbox-clubready-key")
+    # One provider call's limit (per network operation for SMTP). An outbox claim younger than three of these
+    # may belong to an attempt still sending, so a retry waits it out (activities/outbox.py).
+    messaging_http_timeout_seconds: float = 10.0
+
     # QuickBooks Online: the sandbox emulator on qbo_sandbox_port unless the URLs are given.
     qbo_sandbox_port: int = 8710
     qbo_api_url: str = ""
@@ -73,6 +98,10 @@ class Settings(BaseSettings):
 
     # Network configuration: franchisor, franchisees, sales-cycle mapping.
     network_file: Path = _CONFIG_DIR / "network.yaml"
+    # Action plans: every *.yaml here is a plan; a plan that does not validate is never enrolled.
+    plans_dir: Path = _CONFIG_DIR / "plans"
+    # The inbound-mail relay signs each email it posts to /inbound/email with this (HMAC-SHA256, as CRM webhooks).
+    inbound_email_secret: SecretStr = SecretStr("sandbox-inbound-email-secret")
 
     # Workflows
     proposal_idle_timeout: timedelta = timedelta(days=30)
@@ -88,6 +117,11 @@ class Settings(BaseSettings):
     def _sandbox_urls(self) -> "Settings":
         self.crm_api_url = self.crm_api_url or f"http://127.0.0.1:{self.crm_sandbox_port}"
         self.gateway_api_url = self.gateway_api_url or f"http://127.0.0.1:{self.gateway_sandbox_port}"
+        self.sms_api_url = self.sms_api_url or f"http://127.0.0.1:{self.sms_sandbox_port}"
+        partners = f"http://127.0.0.1:{self.partners_sandbox_port}"
+        self.sheets_api_url = self.sheets_api_url or partners
+        self.mailbox_power_api_url = self.mailbox_power_api_url or partners
+        self.clubready_api_url = self.clubready_api_url or partners
         sandbox = f"http://127.0.0.1:{self.qbo_sandbox_port}"
         self.qbo_api_url = self.qbo_api_url or f"{sandbox}/v3"
         self.qbo_discovery_url = self.qbo_discovery_url or f"{sandbox}/.well-known/openid_configuration"

@@ -32,4 +32,6 @@ class Franchisee(SQLModel, table=True):
     ach_payment_method_id: str | None = None  # the bank account royalty debits draw on, at the franchisor's gateway
     # CRM sales-cycle step name -> lifecycle stage (see models.events.Stage).
     sales_cycle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # CRM sales-cycle step name -> the action plan a contact reaching it is enrolled in.
+    action_plans: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text))

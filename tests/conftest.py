@@ -1,5 +1,6 @@
 """Shared fixtures: a time-skipping Temporal test server and a dev server (both from PyPI packages), the QBO,
-CRM and gateway sandboxes on free ports, and a temporary SQLite database holding the example network."""
+CRM, gateway, messaging (SMTP and SMS) and partners sandboxes on free ports, and a temporary SQLite database
+holding the example network."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,9 @@ from sandbox.crm.app import create_app as create_crm_app
 from sandbox.gateway.app import Limits
 from sandbox.gateway.app import create_app as create_gateway_app
 from sandbox.gateway.store import GatewayStore
+from sandbox.messaging.sms import create_app as create_sms_app
+from sandbox.messaging.smtp_sink import SmtpSink
+from sandbox.partners.app import create_app as create_partners_app
 from sandbox.qbo.admin import connect_company
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
@@ -51,9 +55,28 @@ def gateway_sandbox() -> Iterator[ServerThread]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def sms_sandbox(smtp_sink: SmtpSink) -> Iterator[ServerThread]:
+    """The Twilio-shaped API; it also serves the SMTP sink's admin (`/admin/emails`)."""
+    with ServerThread(create_sms_app(sink=smtp_sink)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def partners_sandbox() -> Iterator[ServerThread]:
+    with ServerThread(create_partners_app()) as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread,
-             gateway_sandbox: ServerThread) -> Settings:
+def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread, gateway_sandbox: ServerThread,
+             smtp_sink: SmtpSink, sms_sandbox: ServerThread, partners_sandbox: ServerThread) -> Settings:
     """Settings for one test: its own database, task queue and sandbox URLs."""
     return Settings(
         data_dir=tmp_path,
@@ -62,6 +85,9 @@ def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThrea
         qbo_sandbox_port=qbo_sandbox.port,
         crm_sandbox_port=crm_sandbox.port,
         gateway_sandbox_port=gateway_sandbox.port,
+        smtp_port=smtp_sink.port,
+        sms_sandbox_port=sms_sandbox.port,
+        partners_sandbox_port=partners_sandbox.port,
     )
 
 

@@ -26,7 +26,9 @@ from config.network import NetworkConfig, install_network, load_network
 from config.settings import get_settings
 from models import search_attributes
 from models.db import create_tables, get_engine
+from models.enrollments import ContactReplied, EnrollmentInput, PreviewInput
 from models.ledger import LedgerPayment
+from models.plans import Plan
 from models.proposals import (
     CrmPayment,
     PaymentAdded,
@@ -41,9 +43,13 @@ from models.reconcile import CrmChangesPage, ReconcileInput
 from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
 from tests import factories
 from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
+from tests.plan_stubs import PlanWorld
+from tests.plan_stubs import contact as plan_contact
 from tests.stubs import StubBooks, StubChecks, StubCrmSync, StubGateway
+from workflows.action_plan import ActionPlanWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
+from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
@@ -130,6 +136,8 @@ async def main() -> None:
                           activities=sync.activities()):
             await _reconcile_scenario(env.client, "record-reconcile", "two_pages")
 
+        await _plan_scenarios(env.client)
+
 
 async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> None:
     path = HISTORIES / f"reconcile_{name}.json"
@@ -186,6 +194,59 @@ async def _royalty_scenario(client: Client, names: dict[str, str], ach_debit: bo
            **{account: franchisee_royalty_id(result.run_id, account) for account in ("acme-austin", "acme-denver")}}
     for name, which in names.items():
         history = await client.get_workflow_handle(ids[which]).fetch_history()
+        (HISTORIES / name).write_text(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
+
+
+RECORDED_PLAN = {
+    "schema_version": 1, "id": "recorded", "version": 1, "name": "Recorded", "type": "conversion",
+    "settings": {"exit_on_reply": True},
+    "steps": [
+        {"id": "hello", "type": "email", "subject": "Hi {{ contact.first_name }}", "body": "<p>Thanks</p>"},
+        {"id": "where", "type": "branch", "when": [{"field": "contact.city", "op": "eq", "value": "Austin"}],
+         "then": "local"},
+        {"id": "far", "type": "webhook", "url": "https://hooks.example.com/far", "body": {"c": "{{ contact.id }}"}},
+        {"id": "local", "type": "text", "body": "Hi {{ contact.first_name | fallback('there') }}"},
+        {"id": "pause", "type": "wait", "duration": "2s"},
+        {"id": "broken", "type": "notify_user", "subject": "x", "body": "{{ contact.first_name"},
+        {"id": "listen", "type": "wait", "until_event": "reply", "timeout": "30s"},
+        {"id": "after", "type": "text", "body": "never sent: the reply ends the plan"},
+    ]}
+
+
+async def _plan_scenarios(client: Client) -> None:
+    """An enrollment sending, branching, waiting, failing a step and ended by a reply; and a preview."""
+    names = ("actionplan_sent_branched_replied.json", "planpreview_one_contact.json")
+    if all((HISTORIES / name).exists() for name in names):
+        print(f"kept {', '.join(names)}: they exist already")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = get_settings().model_copy(update={"database_url": f"sqlite:///{tmp}/ledger.db"})
+        engine = get_engine(settings.database_url)
+        create_tables(engine)
+        world = PlanWorld(engine, settings, contacts={"C-1": plan_contact()})
+        plan = Plan.model_validate(RECORDED_PLAN)
+        task_queue = f"record-plans-{uuid.uuid4().hex[:6]}"
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            async with Worker(client, task_queue=task_queue, workflows=[ActionPlanWorkflow, PlanPreviewWorkflow],
+                              activities=world.activities(), activity_executor=executor):
+                handle = await client.start_workflow(
+                    ActionPlanWorkflow.run, EnrollmentInput(account_id="acme-austin", contact_id="C-1", plan=plan,
+                                                            source="recorder"),
+                    id=f"plan:acme-austin:C-1:recorded-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+                for _ in range(300):
+                    if (await handle.query(ActionPlanWorkflow.state)).current_step == "listen":
+                        break
+                    await asyncio.sleep(0.1)
+                await handle.signal(ActionPlanWorkflow.contact_replied, ContactReplied(
+                    channel="text", message_id="SM-recorded", body="yes", received_at=datetime.now(UTC)))
+                await handle.result()
+                preview = await client.start_workflow(
+                    PlanPreviewWorkflow.run, PreviewInput(account_id="acme-austin", contact_id="C-1", plan=plan),
+                    id=f"plan-preview:recorded-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+                await preview.result()
+    for name, recorded in zip(names, (handle, preview), strict=True):
+        history = await recorded.fetch_history()
         (HISTORIES / name).write_text(history.to_json())
         print(f"recorded {name}: {len(history.events)} events")
 

@@ -24,6 +24,11 @@ def stack_env(data_dir: Path) -> dict[str, str]:
         "LEDGERFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "LEDGERFLOW_TEMPORAL_UI_PORT": str(free_port()),
         "LEDGERFLOW_QBO_SANDBOX_PORT": str(free_port()),
+        "LEDGERFLOW_CRM_SANDBOX_PORT": str(free_port()),
+        "LEDGERFLOW_GATEWAY_SANDBOX_PORT": str(free_port()),
+        "LEDGERFLOW_SMTP_PORT": str(free_port()),
+        "LEDGERFLOW_SMS_SANDBOX_PORT": str(free_port()),
+        "LEDGERFLOW_PARTNERS_SANDBOX_PORT": str(free_port()),
         "LEDGERFLOW_API_PORT": str(free_port()),
     })
     return env

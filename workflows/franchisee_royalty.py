@@ -25,17 +25,11 @@ with workflow.unsafe.imports_passed_through():
         royalty_check,
     )
 
+from workflows.errors import cause_message, cause_type
 from workflows.policies import GATEWAY_RETRY, LEDGER_TIMEOUT, QBO_RETRY
 
 # Runs from before this patch leave the vendor to the check activity; newer ones ensure it first, once.
 VENDOR_FIRST = "royalty-vendor-ensured-before-checks"
-
-
-def cause_message(error: BaseException) -> str:
-    """The innermost failure's message: what went wrong, not the chain of wrappers around it."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error)
 
 
 @workflow.defn
@@ -131,7 +125,7 @@ class FranchiseeRoyaltyWorkflow:
                 recorded = DebitRecorded(charge_id=charge.charge_id, status=DebitStatus.DEBITED,
                                          debit_id=debit.transaction_id)
             except ActivityError as error:
-                declined = isinstance(error.cause, ApplicationError) and error.cause.type == "GatewayDeclined"
+                declined = cause_type(error) == "GatewayDeclined"
                 recorded = DebitRecorded(charge_id=charge.charge_id, error=cause_message(error),
                                          status=DebitStatus.DECLINED if declined else DebitStatus.DUE)
         await workflow.execute_activity_method(

@@ -23,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.royalty_dates import eligible_through
 
-from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow, cause_message
+from workflows.errors import cause_message
+from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.policies import LEDGER_TIMEOUT
 
 
