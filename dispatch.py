@@ -52,7 +52,7 @@ async def _signal_with_start(client: Client, settings: Settings, franchisee: Fra
                              proposal_id: str, proposal_number: str, signal: str, event: Any) -> Dispatched:
     """Signal the proposal's workflow, starting it if it is not running; answers once Temporal has the event."""
     workflow_id = proposal_workflow_id(franchisee.account_id, proposal_id)
-    await client.start_workflow(
+    handle = await client.start_workflow(
         "ProposalWorkflow",
         ProposalInput(account_id=franchisee.account_id, proposal_id=proposal_id, realm_id=franchisee.qbo_realm_id,
                       franchisor_id=franchisee.franchisor_id, idle_timeout=settings.proposal_idle_timeout,
@@ -72,7 +72,7 @@ async def _signal_with_start(client: Client, settings: Settings, franchisee: Fra
         ]),
         static_summary=f"Proposal {proposal_number} of {contact.display_name}",
     )
-    return Dispatched("accepted", workflow_id=workflow_id)
+    return Dispatched("accepted", workflow_id=workflow_id, run_id=handle.result_run_id)
 
 
 async def send_sales_cycle_change(

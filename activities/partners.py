@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy import Engine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.outbox import send_once, status_failure, transport_failure
 from config.settings import Settings
@@ -52,6 +53,12 @@ class PartnerActivities:
     def call_webhook(self, call: WebhookCall) -> Sent:
         """The plan's endpoint with its headers and fields: a form, or JSON when its headers say so."""
         headers = httpx.Headers(call.headers)
+        for header, name in call.secret_headers.items():
+            secret = self.settings.plan_secrets.get(name)
+            if secret is None:
+                raise ApplicationError(f"webhook {call.url}: no secret named {name!r} in LEDGERFLOW_PLAN_SECRETS",
+                                       type="UnknownSecret", non_retryable=True)
+            headers[header] = secret.get_secret_value()
         headers["Idempotency-Key"] = headers[IDEMPOTENCY_HEADER] = call.idempotency_key
         as_json = "json" in headers.get("Content-Type", "").lower()
         body: dict[str, Any] = {"json": call.body} if as_json else {"data": call.body}

@@ -63,3 +63,15 @@ class NoopFanOutWorkflow:
             await workflow.execute_child_workflow(NoopWorkflow.run, steps, id=f"{workflow.info().workflow_id}:{n}")
         finally:
             self._running -= 1
+
+
+@workflow.defn
+class NoopTimerWorkflow:
+    """An enrollment's shape with nothing in it: `steps` no-op activities, then a timer of `days`."""
+
+    @workflow.run
+    async def run(self, steps: int, days: int) -> int:
+        for n in range(steps):
+            await workflow.execute_activity(noop_step, n, start_to_close_timeout=timedelta(seconds=30))
+        await workflow.sleep(timedelta(days=days))
+        return steps

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     network_file: Path = _CONFIG_DIR / "network.yaml"
     # Action plans: every *.yaml here is a plan; a plan that does not validate is never enrolled.
     plans_dir: Path = _CONFIG_DIR / "plans"
+    # Credentials plans' webhook steps send (secret_headers): name -> value, as JSON in LEDGERFLOW_PLAN_SECRETS.
+    plan_secrets: dict[str, SecretStr] = {}
     # The inbound-mail relay signs each email it posts to /inbound/email with this (HMAC-SHA256, as CRM webhooks).
     inbound_email_secret: SecretStr = SecretStr("sandbox-inbound-email-secret")
 

@@ -74,6 +74,7 @@ class WebhookCall(_Shape):
     url: HttpUrl
     method: Literal["POST", "PUT"] = "POST"
     headers: dict[str, str] = {}
+    secret_headers: dict[str, str] = {}  # header -> secret name; the value is looked up by the activity
     body: dict[str, str] = {}
 
 

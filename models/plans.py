@@ -212,12 +212,27 @@ class SetStepStep(_Step):
     step: str = Field(min_length=1)  # a sales-cycle step name, as the account's CRM spells it
 
 
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
+
+
 class WebhookStep(_Step):
     type: Literal["webhook"] = "webhook"
     url: Annotated[str, StringConstraints(pattern=r"^https?://.+$")]  # may contain tokens
     method: Literal["POST", "PUT"] = "POST"
-    headers: dict[str, str] = {}  # values are templates (an auth header, say)
+    headers: dict[str, str] = {}  # values are templates; never a credential: see secret_headers
+    # Header name -> the name of a secret (settings.plan_secrets): its value is added inside the activity
+    # that calls the endpoint, so a credential never enters the plan, the workflow history or the logs.
+    secret_headers: dict[str, Slug] = {}
     body: dict[str, str] = {}  # form fields: values are templates
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials(cls, headers: dict[str, str]) -> dict[str, str]:
+        named = [h for h in headers if h.strip().lower() in CREDENTIAL_HEADERS]
+        if named:
+            raise ValueError(f"{', '.join(named)} carries a credential: name it in secret_headers instead, so its "
+                             "value stays out of the plan and the workflow history")
+        return headers
 
 
 class SheetRowStep(_Step):

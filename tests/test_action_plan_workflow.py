@@ -209,12 +209,19 @@ async def test_a_branch_follows_the_contacts_fields(plans: Plans) -> None:
 async def test_a_failing_webhook_is_retried_until_it_answers_and_called_once(plans: Plans) -> None:
     plans.world.failures["webhook"] = 3
     hook = plan({"id": "hook", "type": "webhook", "url": "https://hooks.example.com/lead",
-                 "headers": {"Authorization": "Bearer abc"},
+                 "headers": {"X-Source": "ledgerflow"}, "secret_headers": {"Authorization": "dashboard-token"},
                  "body": {"name": "{{ contact.first_name }} {{ contact.last_name }}", "city": "{{ contact.city }}"}})
     result = await plans.run(hook)
     [call] = plans.world.of("webhook")
-    assert call.body == {"name": "Dana Whitfield", "city": "Austin"} and call.headers == {"Authorization": "Bearer abc"}
+    assert call.body == {"name": "Dana Whitfield", "city": "Austin"} and call.headers == {"X-Source": "ledgerflow"}
+    assert call.secret_headers == {"Authorization": "dashboard-token"}  # only the name: the value is the activity's
     assert [t.outcome for t in result.taken] == [StepOutcome.DONE]
+
+
+def test_a_credential_in_a_webhooks_plain_headers_is_refused() -> None:
+    with pytest.raises(ValueError, match="secret_headers"):
+        plan({"id": "hook", "type": "webhook", "url": "https://hooks.example.com/x",
+              "headers": {"Authorization": "Bearer abc"}})
 
 
 async def test_steps_that_cannot_run_say_why_and_the_plan_goes_on(plans: Plans) -> None:

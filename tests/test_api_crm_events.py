@@ -99,9 +99,12 @@ async def test_unmapped_sales_cycle_step_is_acknowledged_and_ignored(api: Server
 async def test_step_names_match_case_insensitively(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
     response = await post(api, ACCOUNT, change_body("P-case", step="  proposal SENT "))
     assert response.status_code == 202
-    assert response.json() == {"status": "accepted", "workflow_id": proposal_workflow_id(ACCOUNT, "P-case"),
-                               "stage": "proposal", "reason": None}
-    await dev_env.client.get_workflow_handle(response.json()["workflow_id"]).terminate("test over")
+    answer = response.json()
+    assert answer == {"status": "accepted", "workflow_id": proposal_workflow_id(ACCOUNT, "P-case"),
+                      "run_id": answer["run_id"], "stage": "proposal", "reason": None}
+    handle = dev_env.client.get_workflow_handle(answer["workflow_id"])
+    assert (await handle.describe()).run_id == answer["run_id"]  # the run that has the event
+    await handle.terminate("test over")
 
 
 @asynccontextmanager

@@ -29,8 +29,9 @@ def admin(partners_sandbox: ServerThread) -> PartnersSandboxAdmin:
 
 @pytest.fixture
 def partner_settings(settings: Settings) -> Settings:
-    """A short timeout: a held answer costs half a second."""
-    return settings.model_copy(update={"messaging_http_timeout_seconds": 0.5})
+    """A short timeout: a held answer costs half a second; the plans' secrets as an operator would set them."""
+    return settings.model_copy(update={"messaging_http_timeout_seconds": 0.5,
+                                       "plan_secrets": {"zap-token": SecretStr("Bearer plan-secret")}})
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def refusal(fn: Callable[[Any], Any], arg: Any) -> ApplicationError:
 
 def webhook(url: str, **fields: Any) -> WebhookCall:
     return WebhookCall(**{"idempotency_key": unique("plan:acme-austin:C-1:welcome:hook-1"), "account_id": "acme-austin",
-                          "url": url, "headers": {"Authorization": "Bearer plan-secret"},
+                          "url": url, "secret_headers": {"Authorization": "zap-token"},
                           "body": {"firstName": "Dana", "phone": "+15125550123"}, **fields})
 
 
@@ -69,11 +70,19 @@ def test_a_webhook_failing_twice_succeeds_on_the_third_try_and_is_recorded_once(
     assert [r["status"] for r in received] == [500, 500, 200]
     for request in received:
         assert (request["method"], request["parsed"]) == ("POST", {"firstName": "Dana", "phone": "+15125550123"})
-        assert request["headers"]["authorization"] == "Bearer plan-secret"
+        assert request["headers"]["authorization"] == "Bearer plan-secret"  # added by the activity, from settings
         assert request["headers"]["idempotency-key"] == request["headers"]["x-ledgerflow-idempotency-key"] == (
             call.idempotency_key)
     row = load_outbox(engine, call.idempotency_key)
     assert row is not None and (row.status, row.attempts, row.recipient) == ("sent", 1, call.url)
+
+
+def test_a_webhook_naming_an_unknown_secret_is_refused_for_good(partners: PartnerActivities,
+                                                                 partners_sandbox: ServerThread) -> None:
+    call = webhook(f"{partners_sandbox.url}/hooks/{unique('hook')}", secret_headers={"Authorization": "nope"})
+    refused = refusal(partners.call_webhook, call)
+    assert (refused.type, refused.non_retryable) == ("UnknownSecret", True) and "'nope'" in str(refused)
+    assert "plan-secret" not in call.model_dump_json()  # what history holds names the secret, never its value
 
 
 def test_a_webhook_can_put_json(partners: PartnerActivities, admin: PartnersSandboxAdmin,

@@ -11,25 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.serve import free_port
+from sandbox.serve import free_ports
 
 ROOT = Path(__file__).parent.parent
 
 
 def stack_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    names = ["TEMPORAL_UI_PORT", "QBO_SANDBOX_PORT", "CRM_SANDBOX_PORT", "GATEWAY_SANDBOX_PORT", "SMTP_PORT",
+             "SMS_SANDBOX_PORT", "PARTNERS_SANDBOX_PORT", "API_PORT"]
+    temporal, *ports = free_ports(len(names) + 1)
     env.update({
         "LEDGERFLOW_DATA_DIR": str(data_dir),
         "LEDGERFLOW_DATABASE_URL": f"sqlite:///{data_dir / 'ledgerflow.db'}",
-        "LEDGERFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "LEDGERFLOW_TEMPORAL_UI_PORT": str(free_port()),
-        "LEDGERFLOW_QBO_SANDBOX_PORT": str(free_port()),
-        "LEDGERFLOW_CRM_SANDBOX_PORT": str(free_port()),
-        "LEDGERFLOW_GATEWAY_SANDBOX_PORT": str(free_port()),
-        "LEDGERFLOW_SMTP_PORT": str(free_port()),
-        "LEDGERFLOW_SMS_SANDBOX_PORT": str(free_port()),
-        "LEDGERFLOW_PARTNERS_SANDBOX_PORT": str(free_port()),
-        "LEDGERFLOW_API_PORT": str(free_port()),
+        "LEDGERFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
+        **{f"LEDGERFLOW_{name}": str(port) for name, port in zip(names, ports, strict=True)},
     })
     return env
 

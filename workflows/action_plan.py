@@ -259,7 +259,8 @@ class ActionPlanWorkflow:
                 return f"sales-cycle step set to {step.step}"
             case WebhookStep():
                 call = WebhookCall(idempotency_key=key, account_id=account, url=rendered["url"], method=step.method,
-                                   headers=_under(rendered, "headers"), body=_under(rendered, "body"))
+                                   headers=_under(rendered, "headers"), secret_headers=step.secret_headers,
+                                   body=_under(rendered, "body"))
                 sent = await self._call("call_webhook", call, f"Webhook {step.method} {step.id}", partner=True)
                 return f"webhook {step.method} {_host(rendered['url'])} answered"
             case SheetRowStep():

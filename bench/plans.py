@@ -1,0 +1,158 @@
+"""Action plan enrollments at volume: `--contacts` contacts of one CRM account enrolled in a plan whose first
+step is a long wait, through dispatch.enroll_contact and the worker as it ships (CRM sandbox, SQLite ledger,
+the Temporal dev server on a SQLite file). Prints enrollments per second (enrolled to waiting on the timer)
+and the worker's memory, beside a no-op workflow with the same activities and timer, measured in the same run.
+
+    .venv/bin/python -m bench.plans [--contacts 10000] [--concurrency 50]
+"""
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.embedded import bench_stack
+from bench.noop import NoopTimerWorkflow
+from config.network import install_network, load_network
+from config.settings import Settings
+from dispatch import enroll_contact
+from models.crm_credentials import save_crm_credentials
+from models.plan_enrollments import PlanEnrollment
+from sandbox.crm.admin import CrmSandboxAdmin
+from sandbox.crm.app import create_app as create_crm_app
+from sandbox.qbo.app import QboSandbox, create_app
+from sandbox.serve import ServerThread
+from worker import build_worker
+
+ACCOUNT = "acme-austin"
+# An enrollment's activities before its first timer: the contact from the CRM, the enrollment recorded.
+ACTIVITIES_BEFORE_THE_WAIT = 2
+PLAN = {"schema_version": 1, "id": "drip", "version": 1, "name": "Drip", "type": "connection", "steps": [
+    {"id": "a-week", "type": "wait", "duration": "7d"},
+    {"id": "hello", "type": "text", "body": "Hi {{ contact.first_name | fallback('there') }}"}]}
+
+
+def rss_mib() -> float:
+    """This process's resident memory now (the worker runs in it), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def crm_contacts(crm_url: str, engine: Engine, count: int) -> list[str]:
+    """The account in the CRM sandbox, its keys stored, and `count` contacts: their ids."""
+    crm = CrmSandboxAdmin(crm_url)
+    account = crm.create_account(ACCOUNT, "Acme Home Services of Austin")
+    save_crm_credentials(engine, ACCOUNT, account["access_token"], account["web_key"])
+    return [str(crm.create_contact(ACCOUNT, firstName=f"Lead{n}", email=f"lead{n}@example.com",
+                                   phone=f"512555{n % 10_000:04d}", smsok=True)["client_id"]) for n in range(count)]
+
+
+COUNTED = [0]  # no-op activities run: what the no-op side is timed by
+
+
+@activity.defn(name="noop_step")
+async def counted(n: int) -> int:
+    COUNTED[0] += 1
+    return n
+
+
+async def enroll_all(client: Client, settings: Settings, engine: Engine, contacts: list[str], gate: int) -> None:
+    limit = asyncio.Semaphore(gate)
+
+    async def one(contact_id: str) -> None:
+        async with limit:
+            await enroll_contact(client, settings, engine, ACCOUNT, contact_id, "drip", "bench")
+
+    await asyncio.gather(*(one(c) for c in contacts))
+
+
+async def until(count: Any, expected: int, what: str) -> float:
+    """Seconds until `count()` reaches `expected`."""
+    started = last = time.monotonic()
+    while (seen := count()) < expected:
+        if time.monotonic() - last > 15:
+            say(f"  {what}: {seen} of {expected}")
+            last = time.monotonic()
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+async def main(contacts: int, gate: int) -> None:
+    with ServerThread(create_crm_app()) as crm:
+        await measure(crm, contacts, gate)
+
+
+async def measure(crm: ServerThread, contacts: int, gate: int) -> None:
+    async with bench_stack(create_app(QboSandbox())) as stack:
+        plans_dir = Path(stack.settings.data_dir) / "plans"
+        plans_dir.mkdir()
+        (plans_dir / "drip.yaml").write_text(yaml.safe_dump(PLAN))
+        settings = stack.settings.model_copy(update={"crm_api_url": crm.url, "plans_dir": plans_dir})
+        engine, client = stack.engine, stack.env.client
+        install_network(engine, load_network(settings.network_file))
+        say(f"creating {contacts} contacts in the CRM sandbox ...")
+        ids = crm_contacts(crm.url, engine, contacts)
+
+        def recorded() -> int:
+            with Session(engine) as session:
+                return int(session.exec(select(func.count()).select_from(PlanEnrollment)).one())
+
+        with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+            memory_before = rss_mib()
+            async with build_worker(client, settings, executor):
+                say(f"enrolling {contacts} contacts, {gate} at a time ...")
+                started = time.monotonic()
+                await enroll_all(client, settings, engine, ids, gate)
+                await until(recorded, contacts, "enrollments waiting")
+                real_seconds = time.monotonic() - started
+                memory_real = rss_mib()
+            async with Worker(client, task_queue="bench-noop", workflows=[NoopTimerWorkflow], activities=[counted],
+                              activity_executor=executor, max_concurrent_activities=settings.worker_activity_threads):
+                say(f"no-op: {contacts} workflows, {ACTIVITIES_BEFORE_THE_WAIT} activities and a timer each ...")
+                started = time.monotonic()
+                limit = asyncio.Semaphore(gate)
+
+                async def start(n: int) -> None:
+                    async with limit:
+                        await client.start_workflow(NoopTimerWorkflow.run, args=[ACTIVITIES_BEFORE_THE_WAIT, 7],
+                                                    id=f"noop-timer-{n}-{uuid.uuid4().hex[:6]}",
+                                                    task_queue="bench-noop")
+
+                await asyncio.gather(*(start(n) for n in range(contacts)))
+                await until(lambda: COUNTED[0], contacts * ACTIVITIES_BEFORE_THE_WAIT, "no-op activities")
+                noop_seconds = time.monotonic() - started
+                memory_noop = rss_mib()
+
+    print(f"Action plan enrollments, {contacts} contacts, {gate} enrollments in flight, each to its first wait "
+          f"({ACTIVITIES_BEFORE_THE_WAIT} activities, then a 7-day timer):")
+    print(f"  real {contacts / real_seconds:.1f} enrollments/s ({real_seconds:.1f} s)   no-op "
+          f"{contacts / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
+          f"ratio real/no-op {noop_seconds / real_seconds:.2f}")
+    print(f"  worker process memory (RSS): {memory_before:.0f} MiB before, {memory_real:.0f} MiB with {contacts} "
+          f"enrollments waiting, {memory_noop:.0f} MiB after the no-op run as well")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=50, help="enrollments started at once")
+    args = parser.parse_args()
+    asyncio.run(main(args.contacts, args.concurrency))
