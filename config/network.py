@@ -3,11 +3,9 @@
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
 from models.accounts import Franchisee, Franchisor
@@ -15,21 +13,11 @@ from models.db import session_scope
 from models.money import Exact
 from models.proposals import Stage
 from models.royalty_dates import dst_unsafe_days
+from models.time_zones import TimeZoneName
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _valid_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {value!r}") from error
-    return value
-
-
-TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
 
 
 class RoyaltyConfig(_Config):

@@ -4,23 +4,16 @@ names plans may use, and the time zone a contact's texts are timed in."""
 import re
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from models.area_codes import AREA_CODE_ZONES
+from models.time_zones import TimeZoneName
 
 
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _valid_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {value!r}") from error
-    return value
 
 
 def _phone_digits(value: Any) -> Any:
@@ -28,7 +21,6 @@ def _phone_digits(value: Any) -> Any:
     return re.sub(r"[\s().-]", "", value) if isinstance(value, str) else value
 
 
-TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
 Phone = Annotated[str, BeforeValidator(_phone_digits), Field(pattern=r"^(\d{10}|\+[1-9]\d{7,14})$")]
 
 

@@ -3,20 +3,13 @@ staff would (merchants and their keys, payment methods, the nightly settlement, 
 
 from typing import Any
 
-import httpx
-
+from sandbox.admin_client import SandboxAdminClient
 from sandbox.qbo.wire import loads
 
 
-class GatewaySandboxAdmin:
+class GatewaySandboxAdmin(SandboxAdminClient):
     def __init__(self, base_url: str) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/admin", timeout=10)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, str] | None = None) -> Any:
-        response = self._http.request(method, path, json=body, params=params)
-        response.raise_for_status()
-        return loads(response.text)
+        super().__init__(base_url, decode=loads)
 
     def create_merchant(self, name: str, merchant_id: str | None = None) -> dict[str, Any]:
         """The merchant with its API key: `{"id", "name", "api_key"}`. An existing id keeps its key."""

@@ -5,19 +5,10 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+from sandbox.admin_client import SandboxAdminClient
 
 
-class MessagingSandboxAdmin:
-    def __init__(self, base_url: str) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/admin", timeout=10)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, str] | None = None) -> Any:
-        response = self._http.request(method, path, json=body, params=params)
-        response.raise_for_status()
-        return response.json()
-
+class MessagingSandboxAdmin(SandboxAdminClient):
     @staticmethod
     def _given(**params: str | None) -> dict[str, str]:
         return {name: value for name, value in params.items() if value is not None}

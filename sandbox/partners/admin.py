@@ -3,19 +3,10 @@
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+from sandbox.admin_client import SandboxAdminClient
 
 
-class PartnersSandboxAdmin:
-    def __init__(self, base_url: str) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/admin", timeout=10)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, str] | None = None) -> Any:
-        response = self._http.request(method, path, json=body, params=params)
-        response.raise_for_status()
-        return response.json()
-
+class PartnersSandboxAdmin(SandboxAdminClient):
     def requests(self, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """Every call received, oldest first, each with `method`, `path`, `query`, `headers`, `body`, `parsed`
         (its form or JSON) and the `status` answered. `kind`: sheets, mailbox_power, clubready or hook (`name`
