@@ -247,3 +247,12 @@ async def test_the_enrollment_is_recorded_with_the_contacts_phone_and_its_end(pl
         [row] = session.exec(select(PlanEnrollment).where(PlanEnrollment.contact_id == "C-1")).all()
     assert (row.phone, row.email, row.ended, row.plan_version) == ("+15125550142", "dana@example.com", "completed", 1)
 
+
+
+async def test_a_cancel_arriving_with_the_start_ends_the_plan_before_its_first_step(plans: Plans) -> None:
+    """A signal in the workflow's first task is handled before `run` begins: the input is there already."""
+    handle = await plans.start(plan({"id": "hello", "type": "email", "subject": "Hi", "body": "Hi"}))
+    await handle.signal(ActionPlanWorkflow.cancel, CancelEnrollment(reason="enrolled by mistake"))
+    async with plans.worker():  # the worker starts after both are in: one first task holds the start and the signal
+        result = await handle.result()
+    assert result.ended is EndReason.CANCELLED and result.taken == [] and plans.world.of("email") == []

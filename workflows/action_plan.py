@@ -80,7 +80,9 @@ FINAL = {"ContactOptedOut", "TemplateFault", "InvalidRecipient"}
 
 @workflow.defn
 class ActionPlanWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, input: EnrollmentInput) -> None:
+        self._input = input  # here, not in run: a signal in the first task is handled before run starts
         self._exit: EndReason | None = None
         self._replies: set[str] = set()
         self._steps_reached: list[str] = []
@@ -89,11 +91,9 @@ class ActionPlanWorkflow:
         self._current: str | None = None
         self._waiting_for: str | None = None
         self._wait_until: datetime | None = None
-        self._input: EnrollmentInput | None = None
 
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentResult:
-        self._input = plan_input = input
         plan = input.plan
         info = workflow.info()
         context = await self._context()
@@ -103,7 +103,7 @@ class ActionPlanWorkflow:
                 contact_id=input.contact_id, plan_id=plan.id, plan_version=plan.version, source=input.source,
                 phone=context.contact.phone, email=context.contact.email),
             start_to_close_timeout=QUICK, summary=f"Ledger: {plan.name} v{plan.version} for {input.contact_id}")
-        ended = await self._steps(plan_input, context)
+        ended = await self._steps(input, context)
         if ended is EndReason.COMPLETED and plan.settings.next_plan:
             await self._enroll(plan.settings.next_plan, f"next plan of {plan.id}")
         await workflow.execute_activity_method(
@@ -375,7 +375,6 @@ class ActionPlanWorkflow:
     # -- helpers --------------------------------------------------------------------------------------
     @property
     def _enrollment(self) -> EnrollmentInput:
-        assert self._input is not None, "signals and queries arrive after the run has its input"
         return self._input
 
     async def _context(self) -> PlanContext:
