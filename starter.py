@@ -43,6 +43,8 @@ from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
 from models.enrollments import CancelEnrollment, EnrollmentState, PlanPreview, PreviewInput, plan_workflow_id
 from models.money import cents
+from models.outbox import OutboxMessage
+from models.plan_enrollments import PlanEnrollment, ever_enrolled
 from models.proposals import (
     CrmContact,
     PaymentAdded,
@@ -370,6 +372,7 @@ def _add_plan_commands(commands: Any) -> None:
 # -- the demo scenario ---------------------------------------------------------------------------------
 DEMO_ACCOUNT = "acme-austin"
 DEMO_NUMBER = "P-9001"
+DEMO_PLAN = "estimate-follow-up"
 DEMO_DEPOSIT_AGE = 5  # days: past the royalty's 3-day wait by last night's run
 DEMO_LINES = [
     {"product": "Gutter Cleaning", "description": "Two-storey home, front and back", "quantity": "1",
@@ -474,8 +477,64 @@ async def play_demo(settings: Settings) -> bool:
     print(f"\nEstimate {'VERIFIED' if ok else 'FAILED'}: "
           f"{len(customers)} customer(s) and {len(estimates)} estimate(s) for 3 deliveries of the event "
           f"(expected exactly 1 and 1, total {expected}).")
-    return ok and await _play_job_complete(settings, engine, client, contact["client_id"], proposal["proposal_id"],
-                                           expected, estimates[0]["Id"])
+    return (ok and await _play_follow_up(settings, engine, client, contact)
+            and await _play_job_complete(settings, engine, client, contact["client_id"], proposal["proposal_id"],
+                                         expected, estimates[0]["Id"])
+            and await _play_follow_up_goal(engine, contact["client_id"]))
+
+
+async def _demo_wait(check: Any, seconds: float = 60) -> Any:
+    """`check()` once it is truthy, or its last answer after `seconds`."""
+    found = check()
+    for _ in range(int(seconds * 2)):
+        if found:
+            break
+        await asyncio.sleep(0.5)
+        found = check()
+    return found
+
+
+async def _play_follow_up(settings: Settings, engine: Any, client: Client, contact: dict[str, Any]) -> bool:
+    """The estimate out, Dana enters the estimate follow-up plan (once, however often the demo runs): its
+    first email, rendered with her data, is sent exactly once."""
+    print("\n== Demo: Dana enters the estimate follow-up action plan ==")
+    contact_id, plan_id = str(contact["client_id"]), DEMO_PLAN
+    workflow_id = plan_workflow_id(DEMO_ACCOUNT, contact_id, plan_id)
+    if not ever_enrolled(engine, DEMO_ACCOUNT, contact_id, plan_id):
+        dispatched = await enroll_contact(client, settings, engine, DEMO_ACCOUNT, contact_id, plan_id, "demo",
+                                          trigger=f"demo:{DEMO_NUMBER}")
+        print(f"  enrolled: {dispatched.status} {dispatched.workflow_id}")
+
+    def sent() -> list[OutboxMessage]:
+        with Session(engine) as session:
+            return list(session.exec(select(OutboxMessage).where(
+                col(OutboxMessage.idempotency_key).startswith(f"{workflow_id}/"), OutboxMessage.kind == "email",
+                OutboxMessage.status == "sent")))
+
+    emails = await _demo_wait(sent)
+    for email in emails:
+        print(f"    Email to {email.recipient} ({email.provider_id}), step {email.idempotency_key.split('/')[2]}")
+    print(f"  The SMTP sink holds what was sent: {settings.sms_api_url}/admin/emails; "
+          f"`starter.py plans show {plan_id} --account {DEMO_ACCOUNT} --contact {contact_id}`")
+    ok = len(emails) == 1 and emails[0].recipient == contact["email"]
+    print(f"\nAction plan {'VERIFIED' if ok else 'FAILED'}: {len(emails)} follow-up email(s) sent to Dana "
+          f"(expected exactly 1).")
+    return ok
+
+
+async def _play_follow_up_goal(engine: Any, contact_id: str) -> bool:
+    """Job Complete is one of the follow-up's goals: the CRM's webhook ends it from its wait."""
+    def ended() -> str | None:
+        with Session(engine) as session:
+            row = session.exec(select(PlanEnrollment).where(
+                PlanEnrollment.contact_id == contact_id, PlanEnrollment.plan_id == DEMO_PLAN)).first()
+        return row.ended if row else None
+
+    reason = await _demo_wait(ended)
+    ok = reason == "goal"
+    print(f"\nAction plan goal {'VERIFIED' if ok else 'FAILED'}: the follow-up ended {reason or 'not at all'} "
+          "when Dana reached Job Complete (expected goal).")
+    return ok
 
 
 async def _play_job_complete(settings: Settings, engine: Any, client: Client, contact_id: str, proposal_id: str,
