@@ -30,6 +30,7 @@ from models.proposals import (
     ProposalInput,
     ProposalSynced,
     SalesCycleChange,
+    for_step,
     proposal_workflow_id,
     stage_for_step,
 )
@@ -99,8 +100,7 @@ async def _sales_cycle_to_plans(client: Client, settings: Settings, franchisee: 
         log.warning("CRM event %s: the contact's action plans were not told of the step: %s", change.event_id, error)
         running = []
     touched = await signal_runs(client, running, "sales_cycle_changed", signal)
-    plan_id = next((plan for step, plan in franchisee.action_plans.items()
-                    if step.strip().casefold() == change.sales_cycle_step.strip().casefold()), None)
+    plan_id = for_step(franchisee.action_plans, change.sales_cycle_step)
     if plan_id is not None:
         try:
             enrolled = await enroll_contact(client, settings, get_engine(settings.database_url),

@@ -7,12 +7,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.openapi import documented_body
+from api.signed_bodies import signed_body
 from config.settings import Settings
 from dispatch import (
     Dispatched,
@@ -22,7 +23,7 @@ from dispatch import (
     send_sales_cycle_change,
 )
 from models.accounts import Franchisee
-from models.crm_webhooks import SIGNATURE_HEADER, signature_matches
+from models.crm_webhooks import SIGNATURE_HEADER
 from models.proposals import PaymentAdded, PaymentVoided, ProposalChanged, SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
@@ -50,14 +51,7 @@ async def _accept(account_id: str, request: Request, signature: str | None, mode
     if franchisee is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
     secret = settings.crm_webhook_secrets.get(account_id)
-    body = await request.body()
-    if secret is None or not signature_matches(secret.get_secret_value(), body, signature):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or bad {SIGNATURE_HEADER}")
-    try:
-        event = model.model_validate_json(body)
-    except ValidationError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            error.errors(include_url=False, include_context=False, include_input=False)) from error
+    event = signed_body(model, await request.body(), secret.get_secret_value() if secret else None, signature)
     if getattr(event, "account_id", account_id) != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"body is for account {getattr(event, 'account_id', '')!r}, not {account_id!r}")

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.signed_bodies import signed_body
 from config.settings import Settings
 from dispatch import signal_runs
-from models.crm_webhooks import SIGNATURE_HEADER, signature_matches
+from models.crm_webhooks import SIGNATURE_HEADER
 from models.enrollments import ContactOptedOut, ContactReplied
 from models.messages import e164
 from models.opt_outs import record_keyword
@@ -95,14 +96,8 @@ async def inbound_email(request: Request,
                         signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None) -> dict[str, object]:
     """An email from a contact: a reply to the plans the sender's address is in (auto-replies are not)."""
     settings: Settings = request.app.state.settings
-    raw = await request.body()
-    if not signature_matches(settings.inbound_email_secret.get_secret_value(), raw, signature):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or bad {SIGNATURE_HEADER}")
-    try:
-        email = InboundEmail.model_validate_json(raw)
-    except ValidationError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            error.errors(include_url=False, include_context=False, include_input=False)) from error
+    email = signed_body(InboundEmail, await request.body(), settings.inbound_email_secret.get_secret_value(),
+                        signature)
     if email.is_auto_reply:
         return {"status": "ignored", "reason": "an automatic reply", "signalled": []}
     runs = [(e.workflow_id, e.run_id) for e in running_enrollments(request.app.state.engine, email=email.address)]

@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.plan_context import PlanContext
-from models.plans import Plan
+from models.plan_templates import DATA_STEP_TYPES
+from models.plans import EmailStep, Plan, Step, step_templates
 
 
 class _Shape(BaseModel):
@@ -113,6 +114,17 @@ class RenderInput(_Shape):
     html: dict[str, bool] = {}  # which paths are HTML (escaped); the rest are plain text
     blank_missing: bool = False  # data for machines (a webhook, a sheet row): an empty token renders empty
     context: PlanContext
+
+
+def render_input(step: Step, context: PlanContext) -> RenderInput | None:
+    """What rendering a step needs (None for a step with no templates): each template by its path in the step,
+    an HTML email's body escaped, a machine's data (webhook, sheet row) with empty tokens left empty."""
+    templates = {".".join(path): template for path, template in step_templates(step)}
+    if not templates:
+        return None
+    html = {"body": True} if isinstance(step, EmailStep) and step.html else {}
+    return RenderInput(step_id=step.id, templates=templates, html=html, context=context,
+                       blank_missing=step.type in DATA_STEP_TYPES)
 
 
 class EnrollmentRecord(_Shape):

@@ -285,13 +285,17 @@ class SaveProposalInput(_Strict):
     state: "ProposalState"
 
 
+def for_step(mapping: dict[str, str], step: str) -> str | None:
+    """What an account maps a sales-cycle step to (a stage, a plan), the step's name matched as CRM staff type
+    it: case and surrounding spaces aside."""
+    wanted = step.strip().casefold()
+    return next((value for name, value in mapping.items() if name.strip().casefold() == wanted), None)
+
+
 def stage_for_step(sales_cycle: dict[str, str], step: str) -> Stage | None:
     """The lifecycle stage an account's sales-cycle step maps to; None when the step means nothing to us."""
-    wanted = step.strip().casefold()
-    for name, stage in sales_cycle.items():
-        if name.strip().casefold() == wanted:
-            return Stage(stage)
-    return None
+    stage = for_step(sales_cycle, step)
+    return Stage(stage) if stage is not None else None
 
 
 def proposal_workflow_id(account_id: str, proposal_id: str) -> str:

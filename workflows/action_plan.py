@@ -29,10 +29,10 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentResult,
         EnrollmentState,
         EnrollRequest,
-        RenderInput,
         SalesCycleChanged,
         StepOutcome,
         StepTaken,
+        render_input,
     )
     from models.messages import (
         ClubReadyProspect,
@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.plan_branch import branch_holds
     from models.plan_context import PlanContext, contact_time_zone
-    from models.plan_templates import DATA_STEP_TYPES
     from models.plan_time import WaitFault, text_allowed_at, wait_ends_at
     from models.plans import (
         AssignUserStep,
@@ -65,17 +64,17 @@ with workflow.unsafe.imports_passed_through():
         WaitEvent,
         WaitStep,
         WebhookStep,
-        step_templates,
     )
 
 from workflows.errors import cause_message, cause_type
 
 QUICK = timedelta(seconds=30)  # the ledger, the CRM, rendering
-# A partner (a webhook, a sheet) that keeps failing is retried for a day, then the step is failed and said so.
-PARTNER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
-                            maximum_interval=timedelta(minutes=10))
+# A provider that keeps failing is retried (a partner, such as a webhook or a sheet, for a day), then the step
+# is failed and said so.
+SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(minutes=10),
+                         non_retryable_error_types=["ContactOptedOut", "TemplateFault"])
 PARTNER_PATIENCE = timedelta(days=1)
-FINAL = {"ContactOptedOut", "TemplateFault", "InvalidRecipient"}
 
 
 @workflow.defn
@@ -209,16 +208,12 @@ class ActionPlanWorkflow:
         return None
 
     async def _render(self, step: Step, context: PlanContext) -> dict[str, str]:
-        templates = {".".join(path): template for path, template in step_templates(step)}
-        if not templates:
+        request = render_input(step, context)
+        if request is None:
             return {}
-        html = {path: True for path in templates if isinstance(step, EmailStep) and step.html and path == "body"}
         rendered: dict[str, str] = await workflow.execute_activity_method(
-            ActionPlanActivities.render_templates,
-            RenderInput(step_id=step.id, templates=templates, html=html, context=context,
-                        blank_missing=step.type in DATA_STEP_TYPES),
-            start_to_close_timeout=QUICK, retry_policy=RetryPolicy(non_retryable_error_types=["TemplateFault"]),
-            summary=f"Render {step.id}")
+            ActionPlanActivities.render_templates, request, start_to_close_timeout=QUICK,
+            retry_policy=RetryPolicy(non_retryable_error_types=["TemplateFault"]), summary=f"Render {step.id}")
         return rendered
 
     async def _send(self, step: Step, context: PlanContext, rendered: dict[str, str], key: str) -> str:
@@ -285,11 +280,7 @@ class ActionPlanWorkflow:
     async def _call(self, activity: str, message: object, summary: str, partner: bool = False) -> Sent:
         return await workflow.execute_activity(
             activity, message, result_type=Sent, start_to_close_timeout=timedelta(minutes=1),
-            schedule_to_close_timeout=PARTNER_PATIENCE if partner else timedelta(hours=6),
-            retry_policy=RetryPolicy(initial_interval=PARTNER_RETRY.initial_interval,
-                                     backoff_coefficient=PARTNER_RETRY.backoff_coefficient,
-                                     maximum_interval=PARTNER_RETRY.maximum_interval,
-                                     non_retryable_error_types=sorted(FINAL)),
+            schedule_to_close_timeout=PARTNER_PATIENCE if partner else timedelta(hours=6), retry_policy=SEND_RETRY,
             summary=summary)
 
     # -- waits ----------------------------------------------------------------------------------------
