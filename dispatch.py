@@ -19,6 +19,7 @@ from models import search_attributes as sa
 from models.accounts import Franchisee
 from models.db import get_engine
 from models.enrollments import EnrollmentInput, SalesCycleChanged, plan_workflow_id
+from models.leads import EmailCaptureInput, LeadDelivery, LeadIntakeInput, email_workflow_id, lead_workflow_id
 from models.plan_enrollments import ever_enrolled
 from models.plans import Reentry
 from models.proposals import (
@@ -264,3 +265,33 @@ async def signal_runs(client: Client, runs: list[tuple[str, str | None]], signal
         except RPCError as error:
             log.info("signal %s to %s not delivered: %s", signal, workflow_id, error)
     return signalled
+
+
+# -- lead intake ------------------------------------------------------------------------------------------
+async def send_lead(client: Client, franchisor_id: str, task_queue: str, input: LeadIntakeInput,
+                    delivery: LeadDelivery) -> Dispatched:
+    """Hand one arrival of a lead to its workflow (started if not running): the same lead posted twice at once
+    reaches one run, which handles both in order."""
+    workflow_id = lead_workflow_id(input.account_id, input.channel, input.lead_id)
+    handle = await client.start_workflow(
+        "LeadIntakeWorkflow", input, id=workflow_id, task_queue=task_queue,
+        start_signal="lead_received", start_signal_args=[delivery],
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ACCOUNT_ID, input.account_id),
+                                                 SearchAttributePair(sa.FRANCHISOR, franchisor_id)]),
+        static_summary=f"Lead {input.lead_id} from {input.lead_source or input.channel.value}: "
+                       f"{delivery.lead.display_name}")
+    return Dispatched("accepted", workflow_id=workflow_id, run_id=handle.result_run_id)
+
+
+async def send_captured_email(client: Client, franchisor_id: str, task_queue: str,
+                              input: EmailCaptureInput) -> Dispatched:
+    """A captured email to its workflow; the same message delivered again joins the run already handling it."""
+    workflow_id = email_workflow_id(input.account_id, input.mail.message_id)
+    handle = await client.start_workflow(
+        "EmailCaptureWorkflow", input, id=workflow_id, task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ACCOUNT_ID, input.account_id),
+                                                 SearchAttributePair(sa.FRANCHISOR, franchisor_id)]),
+        static_summary=f"Email from {input.mail.sender_address}: {input.mail.subject[:80]}")
+    return Dispatched("accepted", workflow_id=workflow_id, run_id=handle.result_run_id)

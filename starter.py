@@ -42,6 +42,9 @@ from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
 from models.enrollments import CancelEnrollment, EnrollmentState, PlanPreview, PreviewInput, plan_workflow_id
+from models.lead_keys import create_lead_key, list_lead_keys, revoke_lead_key
+from models.lead_receipts import Outcome, receipts
+from models.leads import LeadChannel
 from models.money import cents
 from models.outbox import OutboxMessage
 from models.plan_enrollments import PlanEnrollment, ever_enrolled
@@ -577,7 +580,7 @@ async def _play_job_complete(settings: Settings, engine: Any, client: Client, co
     print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: {len(invoices)} invoice(s) linked to the estimate, "
           f"{len(payments)} payment(s) applied, balance {cents(str(invoices[0]['Balance'])) if invoices else '-'} "
           f"(expected 1, 2 and 0.00).")
-    return ok and await _play_royalty(settings, engine, client, proposal_id)
+    return ok and await _play_royalty(settings, engine, client, proposal_id) and await _play_lead(settings, engine)
 
 
 async def _play_royalty(settings: Settings, engine: Any, client: Client, proposal_id: str) -> bool:
@@ -611,6 +614,49 @@ async def _play_royalty(settings: Settings, engine: Any, client: Client, proposa
           f"{len(checks)} check(s) of {cents(str(checks[0]['TotalAmt'])) if checks else '-'} in "
           f"{franchisee.name}'s books "
           f"(expected 1, 1 and {expected}: the deposit's royalty and marketing fee).")
+    return ok
+
+
+DEMO_LEAD = {"name": "Sam Ortiz", "firstName": "Sam", "lastName": "Ortiz", "email": "sam.ortiz@example.com",
+             "primaryPhone": "(512) 555-0177", "city": "Austin", "stateProvince": "TX", "postalCode": "78704",
+             "leadOid": "DEMO-ANGI-1", "taskName": "Gutter Cleaning", "comments": "Two-story, back gate",
+             "interview": [{"question": "How many stories?", "answer": "2"}]}
+
+
+async def _play_lead(settings: Settings, engine: Any) -> bool:
+    """An Angi lead arrives twice at once (its email parser resends it): one CRM contact with Angi as its lead
+    source and the interview in its history, both posts in the API monitor (a demo run again finds both
+    duplicates of the contact it made before)."""
+    print("\n== Demo: an Angi lead, Sam Ortiz, posted twice at once ==")
+    key = create_lead_key(engine, DEMO_ACCOUNT, LeadChannel.ANGI)
+    async with httpx.AsyncClient(base_url=settings.api_url, timeout=30) as http:
+        answers = await asyncio.gather(*[http.post(f"/leads/angi/{key}", json=DEMO_LEAD) for _ in range(2)])
+    for answer in answers:
+        print(f"  Angi -> POST /leads/angi/{key[:8]}... -> {answer.status_code} {answer.text[:110]}")
+    ids = {a.json().get("receipt") for a in answers if a.status_code == 200}
+
+    def settled() -> list[Any]:
+        rows = [r for r in receipts(engine, DEMO_ACCOUNT, limit=200) if r.id in ids]
+        return rows if len(rows) == 2 and all(r.outcome != Outcome.RECEIVED for r in rows) else []
+
+    rows = await _demo_wait(settled)
+    for row in rows:
+        print(f"    Monitor #{row.id}: {row.outcome} contact {row.contact_id} ({row.reason})")
+    with crm_client_for(settings, engine, DEMO_ACCOUNT) as crm:
+        contacts = [c for c in crm.contacts() if c["email"] == DEMO_LEAD["email"]]
+        sources = {str(s["lead_source_id"]): s["lead_source_name"] for s in crm.lead_sources()}
+        notes = [n for c in contacts for n in crm.history_notes(str(c["client_id"]))
+                 if "[ledgerflow lead-source:angi]" in n["note"]]
+    for contact in contacts:
+        print(f"    CRM contact {contact['client_id']}: {contact['firstName']} {contact['lastName']}, phone "
+              f"{contact['phone']}, lead source {sources.get(str(contact.get('lead_source_id')), '-')}")
+    print(f"  Monitor: GET {settings.api_url}/accounts/{DEMO_ACCOUNT}/leads, or `starter.py leads monitor "
+          f"--account {DEMO_ACCOUNT}`")
+    ok = (len(ids) == 2 and len(rows) == 2 and len(contacts) == 1 and len(notes) == 1
+          and {r.contact_id for r in rows} == {str(contacts[0]["client_id"])}
+          and sources.get(str(contacts[0].get("lead_source_id"))) == "Angi")
+    print(f"\nLead {'VERIFIED' if ok else 'FAILED'}: {len(contacts)} contact(s) and {len(notes)} Angi note(s) "
+          f"for 2 posts of the lead (expected exactly 1 and 1).")
     return ok
 
 
@@ -691,6 +737,68 @@ def _add_key_and_audit_commands(commands: Any) -> None:
     audit.set_defaults(run=cmd_audit)
 
 
+def cmd_leads_key(settings: Settings, args: argparse.Namespace) -> int:
+    """The key alone to stdout, and where the source posts with it to stderr: only its hash is kept."""
+    channel = LeadChannel(args.channel)
+    try:
+        key = create_lead_key(_engine(settings), args.account, channel, args.lead_source, args.api_key)
+    except ValueError as error:
+        sys.exit(str(error))
+    print(key)
+    where = ("POST /leads/web-form with the field web_key=<key>" if channel is LeadChannel.WEB_FORM
+             else f"POST /leads/{channel.value}/<key>")
+    print(f"{channel.value} key {key[:8]}... for {args.account} ({args.lead_source or 'its default lead source'}): "
+          f"{where}. Store it now, it will not be shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_leads_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    """The API monitor: every lead and captured email the account received, newest first."""
+    _franchisee(settings, args.account)
+    rows = receipts(_engine(settings), args.account, limit=args.limit, outcome=args.outcome)
+    _print_table(["ID", "RECEIVED", "SOURCE", "LEAD ID", "WHO", "OUTCOME", "CONTACT", "WORKFLOW", "WHY"],
+                 [[str(r.id), _when(r.received_at), r.channel, (r.lead_id or "-")[:24], r.who[:30] or "-",
+                   r.outcome, r.contact_id or "-", r.workflow_id or "-", (r.reason or "-").replace("\n", " ")[:70]]
+                  for r in rows])
+    return 0
+
+
+def cmd_leads_keys(settings: Settings, args: argparse.Namespace) -> int:
+    _print_table(["PREFIX", "ACCOUNT", "CHANNEL", "LEAD SOURCE", "X-API-KEY", "CREATED", "REVOKED"],
+                 [[k.prefix, k.account_id, k.channel, k.lead_source or "-", "yes" if k.api_key_hash else "-",
+                   _when(k.created_at), _when(k.revoked_at)] for k in list_lead_keys(_engine(settings), args.account)])
+    return 0
+
+
+def cmd_leads_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    key = revoke_lead_key(_engine(settings), args.prefix)
+    if key is None:
+        sys.exit(f"no lead key has the prefix {args.prefix!r} (see `starter.py leads keys --account A`)")
+    print(f"revoked {key.prefix} ({key.channel} of {key.account_id}) at {_when(key.revoked_at)}")
+    return 0
+
+
+def _add_lead_commands(commands: Any) -> None:
+    leads = commands.add_parser("leads", help="lead intake").add_subparsers(dest="sub", required=True)
+    key = leads.add_parser("key", help="make a key a lead source posts with; shown once")
+    key.add_argument("--account", required=True, help="a franchisee account (a franchisor for a shared Thumbtack key)")
+    key.add_argument("--channel", required=True, choices=[c.value for c in LeadChannel])
+    key.add_argument("--lead-source", help="the CRM lead source its leads get (and whose plan they start)")
+    key.add_argument("--api-key", help="Angi's x-api-key, required on every post when set")
+    key.set_defaults(run=cmd_leads_key)
+    keys = leads.add_parser("keys", help="an account's lead keys: prefix, channel, lead source, revoked")
+    keys.add_argument("--account", required=True)
+    keys.set_defaults(run=cmd_leads_keys)
+    revoke = leads.add_parser("revoke", help="revoke a lead key by its prefix: its posts get 404/401 from now on")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(run=cmd_leads_revoke)
+    monitor = leads.add_parser("monitor", help="every lead received: source, outcome and why, its workflow")
+    monitor.add_argument("--account", required=True)
+    monitor.add_argument("--outcome", choices=[o.value for o in Outcome])
+    monitor.add_argument("--limit", type=int, default=50)
+    monitor.set_defaults(run=cmd_leads_monitor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -764,6 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_key_and_audit_commands(commands)
     _add_plan_commands(commands)
+    _add_lead_commands(commands)
 
     demo = commands.add_parser("demo", help="play the demo scenario against a running stack")
     demo.set_defaults(run=cmd_demo)

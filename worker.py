@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from activities.action_plans import ActionPlanActivities
 from activities.crm import CrmActivities
 from activities.gateway import GatewayActivities
+from activities.leads import LeadActivities
 from activities.ledger import LedgerActivities
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
@@ -23,7 +24,9 @@ from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
 from workflows.action_plan import ActionPlanWorkflow
+from workflows.email_capture import EmailCaptureWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
+from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
@@ -31,7 +34,7 @@ from workflows.reconcile import ReconcileWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
 
 WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow,
-             ActionPlanWorkflow, PlanPreviewWorkflow]
+             ActionPlanWorkflow, PlanPreviewWorkflow, LeadIntakeWorkflow, EmailCaptureWorkflow]
 
 
 class PlansInvalid(Exception):
@@ -59,6 +62,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         *MessagingActivities(engine, settings).activities(),
         *PartnerActivities(engine, settings).activities(),
         *ProposalFeedActivities(client, settings, engine).activities(),
+        *LeadActivities(settings, engine).activities(),
     ]
     return Worker(
         client,

@@ -146,8 +146,12 @@ class CrmClient:
     def history_notes(self, client_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"read_client_history_notes/{client_id}")[0]
 
-    def create_history_note(self, client_id: str, note: str) -> dict[str, Any]:
-        return self._one("POST", "create_history_note", body={"client_id": client_id, "note": note})
+    def create_history_note(self, client_id: str, note: str, kind: str = "note") -> dict[str, Any]:
+        return self._one("POST", "create_history_note", body={"client_id": client_id, "note": note, "type": kind})
+
+    def update_history_note(self, note_id: str, note: str) -> dict[str, Any]:
+        """Replace a note's text (the note keeps its id and when it was written)."""
+        return self._one("POST", "update_history_note", body={"note_id": note_id, "note": note})
 
     # -- proposals -------------------------------------------------------------------------------------
     def proposal(self, proposal_id: str) -> dict[str, Any]:

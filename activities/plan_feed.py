@@ -25,7 +25,8 @@ class PlanFeedActivities:
         """What the enrollment did ("accepted", or "ignored" and why): a plan that does not validate is final."""
         try:
             dispatched = await enroll_contact(self.client, self.settings, self.engine, request.account_id,
-                                              request.contact_id, request.plan_id, request.source)
+                                              request.contact_id, request.plan_id, request.source,
+                                              trigger=request.trigger)
         except LookupError as error:
             raise ApplicationError(str(error), type="PlanNotEnrollable", non_retryable=True) from error
         return dispatched.status if dispatched.reason is None else f"{dispatched.status}: {dispatched.reason}"

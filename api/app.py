@@ -6,7 +6,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import audit, crm_events, health, inbound, openapi, plans, proposals, royalty
+from api import (
+    audit,
+    crm_events,
+    email_capture,
+    health,
+    inbound,
+    lead_monitor,
+    leads,
+    openapi,
+    plans,
+    proposals,
+    royalty,
+)
 from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -35,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(royalty.router)
     app.include_router(plans.router)
     app.include_router(inbound.router)
+    app.include_router(email_capture.router)
+    app.include_router(leads.router)
+    app.include_router(lead_monitor.router)
     openapi.install(app)
     return app
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from models.accounts import Franchisee, Franchisor
 from models.db import session_scope
+from models.lead_routing import LeadIntake
 from models.money import Exact
 from models.proposals import Stage
 from models.royalty_dates import dst_unsafe_days
@@ -68,11 +69,23 @@ class FranchiseeConfig(_Config):
     sales_cycle: dict[str, Stage]
     # Sales-cycle step name -> the action plan (its id in config/plans) a contact reaching it is enrolled in.
     action_plans: dict[str, str] = {}
+    leads: LeadIntake = LeadIntake()
 
 
 class NetworkConfig(_Config):
     franchisor: FranchisorConfig
     franchisees: list[FranchiseeConfig]
+
+    @model_validator(mode="after")
+    def _thumbtack_businesses_routed_once(self) -> "NetworkConfig":
+        owners: dict[str, str] = {}
+        for franchisee in self.franchisees:
+            for business in franchisee.leads.thumbtack_business_ids:
+                if business in owners:
+                    raise ValueError(f"Thumbtack business {business!r} is routed to both {owners[business]} and "
+                                     f"{franchisee.account_id}")
+                owners[business] = franchisee.account_id
+        return self
 
     @model_validator(mode="after")
     def _debits_have_a_bank_account(self) -> "NetworkConfig":
@@ -110,5 +123,6 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
                     ach_payment_method_id=fe.ach_payment_method_id,
                     sales_cycle={step: stage.value for step, stage in fe.sales_cycle.items()},
                     action_plans=dict(fe.action_plans),
+                    leads=fe.leads.model_dump(mode="json"),
                 )
             )

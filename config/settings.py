@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     plan_secrets: dict[str, SecretStr] = {}
     # The inbound-mail relay signs each email it posts to /inbound/email with this (HMAC-SHA256, as CRM webhooks).
     inbound_email_secret: SecretStr = SecretStr("sandbox-inbound-email-secret")
+    # Each account's capture address is capture+{account_id}@ this domain (models/captured_emails.py); the
+    # parsed-mail relay posts what reaches it to /inbound/email-capture, signed with inbound_email_secret.
+    email_capture_domain: str = "capture.ledgerflow.test"
+    # A lead's workflow stays open this long after its last delivery, so a lead sent again at once (Angi's
+    # email parser, a double post) is handled by the same run, in order.
+    lead_settle_time: timedelta = timedelta(seconds=30)
 
     # Workflows
     proposal_idle_timeout: timedelta = timedelta(days=30)

@@ -34,4 +34,6 @@ class Franchisee(SQLModel, table=True):
     sales_cycle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # CRM sales-cycle step name -> the action plan a contact reaching it is enrolled in.
     action_plans: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # models.lead_routing.LeadIntake as JSON: lead source -> plan, default plan, Thumbtack businesses.
+    leads: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text))

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +37,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _scope_of(session: Session, account_id: str) -> Scope:
+def scope_of(session: Session, account_id: str) -> Scope:
     """Franchisor ids and franchisee account ids are separate namespaces, so an id found in both is refused
     rather than guessed."""
     is_franchisor = session.get(Franchisor, account_id) is not None
@@ -57,7 +57,7 @@ def create_api_key(engine: Engine, account_id: str, label: str = "") -> str:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         try:
             with session_scope(engine) as session:
-                scope = _scope_of(session, account_id)
+                scope = scope_of(session, account_id)
                 session.add(ApiKey(account_id=account_id, scope=scope, prefix=key[:PREFIX_LENGTH],
                                    key_hash=hash_key(key), label=label))
             return key
@@ -75,14 +75,22 @@ def list_api_keys(engine: Engine, account_id: str | None = None) -> list[ApiKey]
         return list(session.exec(query))
 
 
-def revoke_api_key(engine: Engine, prefix: str) -> ApiKey | None:
-    """Revoke the key with this prefix; None when there is none. Revoking twice keeps the first time."""
+Key = TypeVar("Key", bound=SQLModel)
+
+
+def revoke_by_prefix(engine: Engine, table: type[Key], prefix: str) -> Key | None:
+    """Revoke the key with this prefix in `table` (API keys, lead keys); None when there is none. Revoking
+    twice keeps the first time."""
     with session_scope(engine) as session:
-        key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-        if key is not None and key.revoked_at is None:
-            key.revoked_at = datetime.now(UTC)
+        key = session.exec(select(table).where(table.prefix == prefix)).first()  # type: ignore[attr-defined]
+        if key is not None and key.revoked_at is None:  # type: ignore[attr-defined]
+            key.revoked_at = datetime.now(UTC)  # type: ignore[attr-defined]
             session.add(key)
         return key
+
+
+def revoke_api_key(engine: Engine, prefix: str) -> ApiKey | None:
+    return revoke_by_prefix(engine, ApiKey, prefix)
 
 
 def authorize(engine: Engine, key: str) -> ApiKey | None:

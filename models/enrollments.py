@@ -171,6 +171,7 @@ class EnrollRequest(_Shape):
     contact_id: str
     plan_id: str
     source: str
+    trigger: str | None = None  # what enrolled (a lead's workflow id): the same trigger never restarts a run
 
 
 class PreviewInput(_Shape):

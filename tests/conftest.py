@@ -4,6 +4,8 @@ holding the example network."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,13 @@ def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThrea
 
 
 @pytest.fixture
+def executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
+    """The activity threads of a worker the test builds."""
+    with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as pool:
+        yield pool
+
+
+@pytest.fixture
 def engine(settings: Settings) -> Engine:
     engine = get_engine(settings.database_url)
     create_tables(engine)
@@ -154,7 +163,7 @@ def account_realm(engine: Engine, realm_id: str) -> str:
 def e2e_settings(settings: Settings, dev_env: WorkflowEnvironment) -> Settings:
     """Settings for an end-to-end test: the dev server's address, and a short wait after QBO's 429."""
     return settings.model_copy(update={"temporal_address": dev_env.client.service_client.config.target_host,
-                                       "qbo_throttle_retry_seconds": 1.0})
+                                       "qbo_throttle_retry_seconds": 1.0, "lead_settle_time": timedelta(seconds=1)})
 
 
 @pytest.fixture

@@ -1,22 +1,47 @@
-"""Helpers for end-to-end tests: wait for a proposal's workflow to settle, post signed CRM events."""
+"""Helpers for end-to-end tests: the worker as it ships, starter.py as an operator runs it, waiting for a
+proposal's workflow to settle, posting signed CRM events."""
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.proposals import ProposalState, proposal_workflow_id
+from worker import build_worker
 from workflows.proposal import ProposalWorkflow
 
+ROOT = Path(__file__).parent.parent
 # The front door's path for each kind of CRM event.
 EVENT_PATHS = {"SalesCycleChange": "sales-cycle", "ProposalChanged": "proposal", "PaymentAdded": "payment",
                "PaymentVoided": "payment-voided"}
+
+
+def worker(dev_env: WorkflowEnvironment, settings: Settings, executor: ThreadPoolExecutor) -> Any:
+    """The worker as it ships, replaying every task (a nondeterministic change fails the test at once)."""
+    return build_worker(dev_env.client, settings, executor, max_cached_workflows=0,
+                        workflow_failure_exception_types=[workflow.NondeterminismError])
+
+
+def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProcess[str]:
+    """`starter.py ARGS` in its own process, on this test's database, task queue and dev server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    env.update({"LEDGERFLOW_DATABASE_URL": settings.database_url, "LEDGERFLOW_TASK_QUEUE": settings.task_queue,
+                "LEDGERFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host})
+    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 async def settled(client: Client, account_id: str, proposal_id: str,

@@ -27,6 +27,7 @@ from config.settings import get_settings
 from models import search_attributes
 from models.db import create_tables, get_engine
 from models.enrollments import ContactReplied, EnrollmentInput, PreviewInput
+from models.leads import EmailCaptureInput
 from models.ledger import LedgerPayment
 from models.plans import Plan
 from models.proposals import (
@@ -43,11 +44,18 @@ from models.reconcile import CrmChangesPage, ReconcileInput
 from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
 from tests import factories
 from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
+from tests.lead_stubs import LeadWorld
+from tests.lead_stubs import angi as lead_angi
+from tests.lead_stubs import delivery as lead_delivery
+from tests.lead_stubs import intake as lead_intake
+from tests.lead_stubs import mail as lead_mail
 from tests.plan_stubs import PlanWorld
 from tests.plan_stubs import contact as plan_contact
 from tests.stubs import StubBooks, StubChecks, StubCrmSync, StubGateway
 from workflows.action_plan import ActionPlanWorkflow
+from workflows.email_capture import EmailCaptureWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
+from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
@@ -137,6 +145,7 @@ async def main() -> None:
             await _reconcile_scenario(env.client, "record-reconcile", "two_pages")
 
         await _plan_scenarios(env.client)
+        await _lead_scenarios(env.client)
 
 
 async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> None:
@@ -246,6 +255,38 @@ async def _plan_scenarios(client: Client) -> None:
                     id=f"plan-preview:recorded-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
                 await preview.result()
     for name, recorded in zip(names, (handle, preview), strict=True):
+        history = await recorded.fetch_history()
+        (HISTORIES / name).write_text(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
+
+
+async def _lead_scenarios(client: Client) -> None:
+    """A lead delivered twice (created, then a duplicate), one refused, and a captured email noted."""
+    names = ("leadintake_created_then_duplicate.json", "leadintake_refused.json", "emailcapture_noted.json")
+    if all((HISTORIES / name).exists() for name in names):
+        print(f"kept {', '.join(names)}: they exist already")
+        return
+    world = LeadWorld(refuse={"A-bad"}, contacts={"email:dana@example.com": "C-1"})
+    task_queue = f"record-leads-{uuid.uuid4().hex[:6]}"
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(client, task_queue=task_queue, workflows=[LeadIntakeWorkflow, EmailCaptureWorkflow],
+                          activities=world.activities(), activity_executor=executor):
+            handles = []
+            for lead_id, receipts in (("A-1", [1, 2]), ("A-bad", [3])):
+                handle = await client.start_workflow(
+                    LeadIntakeWorkflow.run, lead_intake(lead_angi(lead_id), settle_time=timedelta(seconds=2)),
+                    id=f"lead:acme-austin:angi:{lead_id}-{uuid.uuid4().hex[:6]}", task_queue=task_queue,
+                    start_signal="lead_received", start_signal_args=[lead_delivery(receipts[0], lead_angi(lead_id))])
+                for receipt in receipts[1:]:
+                    await handle.signal(LeadIntakeWorkflow.lead_received, lead_delivery(receipt, lead_angi(lead_id)))
+                await handle.result()
+                handles.append(handle)
+            handles.append(await client.start_workflow(
+                EmailCaptureWorkflow.run, EmailCaptureInput(account_id="acme-austin", receipt_id=4, mail=lead_mail(
+                    "Office <office@acme-austin.example.com>", ["dana@example.com"])),
+                id=f"email:acme-austin:recorded-{uuid.uuid4().hex[:6]}", task_queue=task_queue))
+            await handles[-1].result()
+    for name, recorded in zip(names, handles, strict=True):
         history = await recorded.fetch_history()
         (HISTORIES / name).write_text(history.to_json())
         print(f"recorded {name}: {len(history.events)} events")

@@ -21,7 +21,7 @@ from models.proposals import EnsureCustomerInput, EnsureEstimateInput
 from sandbox.serve import ServerThread
 from tests import factories
 from tests.conftest import new_realm, point_account_at
-from tests.test_starter import starter
+from tests.e2e import starter
 
 AUSTIN, DENVER, FRANCHISOR = "acme-austin", "acme-denver", "acme"
 AUSTIN_WORKFLOW = "proposal:acme-austin:P-1"

@@ -95,6 +95,45 @@ def test_lists_notes_proposals_payments_and_steps(crm: CrmClient, settings: Sett
     assert crm.current_step(contact["client_id"])["sales_cycle_name"] == "Proposal Sent"  # type: ignore[index]
 
 
+def test_a_history_note_is_updated_in_place(crm: CrmClient, settings: Settings, account: str) -> None:
+    contact = crm.create_contact({"firstName": "Lee", "lastName": "Park"})
+    first = crm.create_history_note(contact["client_id"], "Email to lee@example.com: Your estimate", kind="email")
+    crm.create_history_note(contact["client_id"], "Called about gutters")
+    updated = crm.update_history_note(first["note_id"], "Email to lee@example.com: Your estimate (opened)")
+    assert (updated["note_id"], updated["type"], updated["created"]) == (first["note_id"], "email", first["created"])
+    assert updated["modified"]
+    notes = crm.history_notes(contact["client_id"])
+    assert [n["note"] for n in notes] == ["Email to lee@example.com: Your estimate (opened)", "Called about gutters"]
+    assert CrmSandboxAdmin(settings.crm_api_url).notes(account, contact["client_id"]) == notes
+    with pytest.raises(CrmError) as empty:
+        crm.update_history_note(first["note_id"], "")
+    assert empty.value.code == "CT_525"
+
+
+def test_a_note_of_another_account_is_not_found(crm: CrmClient, settings: Settings, account: str) -> None:
+    contact = crm.create_contact({"firstName": "Mine"})
+    note = crm.create_history_note(contact["client_id"], "Kept as written")
+    other = CrmSandboxAdmin(settings.crm_api_url).create_account(f"fe-{uuid.uuid4().hex[:6]}", "Other franchisee")
+    with CrmClient(settings.crm_api_url, other["access_token"], other["web_key"]) as theirs:
+        with pytest.raises(CrmNotFound) as refused:
+            theirs.update_history_note(note["note_id"], "Overwritten")
+        assert refused.value.code == "CT_515"
+    with pytest.raises(CrmNotFound):
+        crm.update_history_note("999999", "No such note")
+    assert [n["note"] for n in crm.history_notes(contact["client_id"])] == ["Kept as written"]
+
+
+def test_phones_are_looked_up_by_their_last_10_digits(crm: CrmClient, settings: Settings, account: str) -> None:
+    typed = crm.create_contact({"firstName": "Dana", "phone": "(512) 555-0142"})
+    crm.create_contact({"firstName": "Sam", "phone": "+1 512.555.0199"})
+    assert crm.find_contact(phone="5125550142")["client_id"] == typed["client_id"]  # type: ignore[index]
+    assert crm.find_contact(phone="5125550199")["firstName"] == "Sam"  # type: ignore[index]
+    assert crm.find_contact(phone="5125550143") is None
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    assert [c["phone"] for c in admin.contacts(account)] == ["(512) 555-0142", "+1 512.555.0199"]  # as typed
+    assert {s["lead_source_name"] for s in admin.lead_sources(account)} == {"Website", "Angi", "Thumbtack", "Zapier"}
+
+
 def test_transient_failures_are_retried_and_refusals_are_not() -> None:
     """Retry semantics on a scripted transport: 503s and dropped connections are retried, an answered
     refusal is not."""
@@ -148,3 +187,19 @@ def test_a_restarted_crm_sandbox_keeps_its_records_and_ids(tmp_path) -> None:  #
         with CrmClient(second.url, keys["access_token"], keys["web_key"]) as crm:
             assert crm.contact(kept["client_id"])["firstName"] == "Kept"
     assert fresh["client_id"] != kept["client_id"]
+
+
+def test_an_updated_note_survives_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sandbox.crm.app import create_app
+    from sandbox.crm.store import CrmStore
+    from sandbox.serve import ServerThread
+
+    path = tmp_path / "crm.json"
+    with ServerThread(create_app(CrmStore(path))) as first:
+        keys = CrmSandboxAdmin(first.url).create_account("acme-test", "Acme Test")
+        with CrmClient(first.url, keys["access_token"], keys["web_key"]) as crm:
+            contact = crm.create_contact({"firstName": "Kept"})
+            note = crm.create_history_note(contact["client_id"], "First draft")
+            updated = crm.update_history_note(note["note_id"], "Final text")
+    with ServerThread(create_app(CrmStore(path))) as second:
+        assert CrmSandboxAdmin(second.url).notes("acme-test", contact["client_id"]) == [updated]

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
-from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
 from activities.qbo_client import QboConnector
@@ -25,9 +24,8 @@ from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.qbo.admin import list_objects, set_faults
 from sandbox.serve import ServerThread
 from tests import factories
-from tests.e2e import post_event, settled
+from tests.e2e import post_event, settled, worker
 from tests.test_proposal_e2e import replay
-from worker import build_worker
 
 LINES = [{"product": "Roof Inspection", "description": "Full roof", "quantity": "1", "unit_price": "149.00"},
          {"product": "Gutter Guard", "description": "Per foot", "quantity": "40", "unit_price": "4.25"}]
@@ -63,12 +61,6 @@ class Books:
 
     def live_payments(self) -> list[dict[str, Any]]:
         return [p for p in self.payments if Decimal(str(p["TotalAmt"])) > 0]
-
-
-def worker(dev_env: WorkflowEnvironment, settings: Settings, executor: ThreadPoolExecutor) -> Any:
-    """The worker as it ships, replaying every task (a nondeterministic change fails the test at once)."""
-    return build_worker(dev_env.client, settings, executor, max_cached_workflows=0,
-                        workflow_failure_exception_types=[workflow.NondeterminismError])
 
 
 def crm_proposal(settings: Settings, account: str, first: str, last: str) -> tuple[CrmSandboxAdmin, str, str]:

@@ -5,20 +5,26 @@ email forwarded signed, the SMTP sink's record of each message, and faults."""
 import random
 import smtplib
 import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 
 from config.settings import Settings
+from models.captured_emails import CapturedMail, capture_address
 from models.crm_webhooks import signature_matches
 from models.twilio_signature import signature_matches as twilio_signature_matches
 from models.twilio_signature import twilio_signature
 from sandbox.messaging.admin import MessagingSandboxAdmin
+from sandbox.messaging.sms import create_app as create_sms_app
 from sandbox.messaging.smtp_sink import SmtpSink
 from sandbox.partners.admin import PartnersSandboxAdmin
 from sandbox.serve import ServerThread
@@ -217,3 +223,92 @@ def test_a_busy_messaging_port_names_its_setting(tmp_path: Path) -> None:
         with pytest.raises(StackError) as error:
             Stack(Settings(data_dir=tmp_path, sms_sandbox_port=port)).check_ports()
     assert f"port {port} (SMS sandbox; change it with LEDGERFLOW_SMS_SANDBOX_PORT)" in str(error.value)
+
+
+CAPTURE_DOMAIN, CAPTURE_SECRET = "capture.ledgerflow.test", "capture-test-secret"
+
+
+@dataclass
+class CaptureRelay:
+    """A sink relaying captures to a tiny receiver that keeps each raw body and its headers."""
+
+    sink: SmtpSink
+    url: str
+    received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+    def send(self, mime: EmailMessage, to_addrs: list[str]) -> None:
+        with smtplib.SMTP(self.sink.host, self.sink.port) as smtp:
+            smtp.send_message(mime, to_addrs=to_addrs)
+
+    def wait_received(self, count: int, timeout: float = 10.0) -> list[tuple[bytes, dict[str, str]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+
+@pytest.fixture
+def relay() -> Iterator[CaptureRelay]:
+    receiver = FastAPI()
+    received: list[tuple[bytes, dict[str, str]]] = []
+
+    @receiver.post("/inbound/email-capture")
+    async def capture(request: Request) -> dict[str, str]:
+        received.append((await request.body(), dict(request.headers)))
+        return {"status": "accepted"}
+
+    with ServerThread(receiver) as api:
+        url = f"{api.url}/inbound/email-capture"
+        with SmtpSink(capture_domain=CAPTURE_DOMAIN, capture_url=url, capture_secret=CAPTURE_SECRET) as sink:
+            yield CaptureRelay(sink, url, received)
+
+
+def staff_email(subject: str, **headers: str) -> EmailMessage:
+    mime = EmailMessage()
+    mime["From"], mime["To"], mime["Subject"] = "Acme Austin <office@acme.test>", "Dana <dana@example.com>", subject
+    for name, value in headers.items():
+        mime[name.replace("_", "-")] = value
+    return mime
+
+
+def test_mail_bcc_to_a_capture_address_is_relayed_signed_and_other_mail_is_not(relay: CaptureRelay) -> None:
+    plain = staff_email("Not captured", Message_ID="<plain@acme.test>")
+    plain.set_content("Nobody copied the capture address.")
+    relay.send(plain, ["dana@example.com"])
+
+    bcc = capture_address("acme-austin", CAPTURE_DOMAIN.upper())  # domains compare case-insensitively
+    sent = format_datetime(parsedate_to_datetime("Tue, 17 Nov 2026 15:04:05 -0600"))
+    mime = staff_email("Your estimate", Message_ID="<estimate-1@acme.test>", Cc="Sam <sam@acme.test>", Date=sent)
+    mime.set_content("Hi Dana,\nyour estimate is attached.")
+    mime.add_alternative("<p>Hi Dana,</p>", subtype="html")
+    relay.send(mime, ["dana@example.com", "sam@acme.test", bcc])  # the BCC: in the envelope only
+
+    [(body, headers)] = relay.wait_received(1)  # one queue, in order: the plain mail would have come first
+    assert signature_matches(CAPTURE_SECRET, body, headers["x-ledgerflow-signature"])
+    assert not signature_matches("another-secret", body, headers["x-ledgerflow-signature"])
+    assert headers["content-type"] == "application/json"
+    mail = CapturedMail.model_validate_json(body)
+    assert mail.capture_accounts(CAPTURE_DOMAIN) == ["acme-austin"]
+    assert capture_address("acme-austin", CAPTURE_DOMAIN) in mail.recipients
+    assert (mail.message_id, mail.sender_address, mail.to, mail.cc, mail.subject) == (
+        "<estimate-1@acme.test>", "office@acme.test", ["dana@example.com"], ["sam@acme.test"], "Your estimate")
+    assert mail.text == "Hi Dana,\nyour estimate is attached.\n"
+    assert mail.sent_at == parsedate_to_datetime(sent)
+
+    assert [m["captured_to"] for m in relay.sink.messages()] == [None, relay.url]
+    with ServerThread(create_sms_app(sink=relay.sink)) as sandbox:
+        [capture] = MessagingSandboxAdmin(sandbox.url).captures()
+    assert (capture["url"], capture["status"], capture["body"]["message_id"]) == (
+        relay.url, 200, "<estimate-1@acme.test>")
+
+
+def test_a_capture_address_in_cc_relays_an_html_only_mail_without_a_message_id(relay: CaptureRelay) -> None:
+    mime = staff_email("Re: gutters", Cc=capture_address("acme-austin", CAPTURE_DOMAIN))
+    mime.set_content("<style>p {color: red}</style><p>Tuesday works &amp; thanks.</p>", subtype="html")
+    relay.send(mime, ["dana@example.com"])  # the relay sees the capture address in the Cc header
+    [(body, _headers)] = relay.wait_received(1)
+    mail = CapturedMail.model_validate_json(body)
+    [recorded] = relay.sink.messages()
+    assert (mail.message_id, mail.text, mail.sent_at) == (f"<{recorded['id']}@sandbox>", "Tuesday works & thanks.",
+                                                          None)
+    assert mail.recipients == ["dana@example.com"] and mail.capture_accounts(CAPTURE_DOMAIN) == ["acme-austin"]

@@ -26,7 +26,7 @@ from models.opt_outs import is_opted_out
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.messaging.admin import MessagingSandboxAdmin
 from sandbox.serve import ServerThread
-from tests.test_lifecycle_e2e import worker
+from tests.e2e import worker
 
 
 def noon_zone() -> str:

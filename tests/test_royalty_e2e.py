@@ -29,7 +29,8 @@ from sandbox.gateway.admin import GatewaySandboxAdmin
 from sandbox.qbo.admin import list_objects, set_faults
 from schedules import install_royalty_schedule
 from tests.conftest import install_franchisor, new_realm, point_account_at
-from tests.test_lifecycle_e2e import LINES, worker
+from tests.e2e import worker
+from tests.test_lifecycle_e2e import LINES
 from tests.test_proposal_e2e import replay
 from tests.test_royalty_workflow import pay
 

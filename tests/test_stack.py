@@ -64,6 +64,7 @@ def test_demo_verifies_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Estimate VERIFIED: 1 customer(s) and 1 estimate(s)" in result.stdout
     assert "Demo VERIFIED: 1 invoice(s) linked to the estimate, 2 payment(s) applied, balance 0.00" in result.stdout
+    assert "Lead VERIFIED: 1 contact(s) and 1 Angi note(s) for 2 posts of the lead" in result.stdout
     assert wait_gone(tmp_path) == []
 
 

@@ -1,9 +1,6 @@
 """The command line: operators send the same CRM events as the webhooks, straight to Temporal."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,16 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from config.settings import Settings
 from models.proposals import CrmPayment, PaymentAdded, proposal_workflow_id
 from tests import factories
-
-ROOT = Path(__file__).parent.parent
-
-
-def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env.update({"LEDGERFLOW_DATABASE_URL": settings.database_url, "LEDGERFLOW_TASK_QUEUE": settings.task_queue,
-                "LEDGERFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host})
-    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+from tests.e2e import starter
 
 
 async def test_network_install_and_a_payment_event_from_the_cli(settings: Settings, engine: Engine,

@@ -16,6 +16,11 @@ class CrmSandboxAdmin:
         response.raise_for_status()
         return dict(response.json())
 
+    def _list(self, path: str) -> list[dict[str, Any]]:
+        response = self._http.get(path)
+        response.raise_for_status()
+        return list(response.json())
+
     def create_account(self, account_id: str, name: str, parent_id: str | None = None,
                        webhook_url: str | None = None, webhook_secret: str | None = None,
                        royalty_rate: str = "0", marketing_rate: str = "0") -> dict[str, Any]:
@@ -54,7 +59,17 @@ class CrmSandboxAdmin:
         """Void a payment or refund it in full (kind "refund")."""
         return self._post(f"/accounts/{account_id}/payments/{payment_id}/void", {"kind": kind})
 
+    def contacts(self, account_id: str) -> list[dict[str, Any]]:
+        """Every contact of the account, oldest first, as stored (no paging)."""
+        return self._list(f"/accounts/{account_id}/contacts")
+
+    def notes(self, account_id: str, client_id: str) -> list[dict[str, Any]]:
+        """The contact's history notes, oldest first (`note_id`, `note`, `type`, `created`, `modified` once
+        edited)."""
+        return self._list(f"/accounts/{account_id}/contacts/{client_id}/notes")
+
+    def lead_sources(self, account_id: str) -> list[dict[str, Any]]:
+        return self._list(f"/accounts/{account_id}/lead-sources")
+
     def webhooks(self) -> list[dict[str, Any]]:
-        response = self._http.get("/webhooks")
-        response.raise_for_status()
-        return list(response.json())
+        return self._list("/webhooks")

@@ -3,6 +3,7 @@ the `ResultCode` envelope), an admin API to drive it as a franchisee's staff wou
 Ledgerflow when a sales-cycle step changes."""
 
 import json
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -17,6 +18,12 @@ from sandbox.crm.store import Account, CrmStore, now_iso
 from sandbox.delivery import WebhookDelivery
 
 MAX_PAGE = 100
+PHONE_DIGITS = 10  # callers look phones up by 10 digits; the CRM keeps them as they were typed
+
+
+def phone_key(phone: str | None) -> str:
+    """"(512) 555-0142" and "+1 512-555-0142" -> "5125550142": how a look-up compares phones."""
+    return re.sub(r"\D", "", phone or "")[-PHONE_DIGITS:]
 
 
 class CrmError(Exception):
@@ -94,10 +101,11 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     AccountDep = Annotated[Account, Depends(account_of)]
 
-    def own_contact(account: Account, client_id: str) -> dict[str, Any]:
+    def own_contact(account: Account, client_id: str, status: int = 200) -> dict[str, Any]:
+        """The account's contact, or CT_515 (an admin read answers it with a 404, as for a missing account)."""
         contact = store.contacts.get(client_id)
         if contact is None or contact["account_id"] != account.account_id:
-            raise CrmError("CT_515", "Record not found")
+            raise CrmError("CT_515", "Record not found", status)
         return contact
 
     def own_proposal(account: Account, proposal_id: str) -> dict[str, Any]:
@@ -136,8 +144,10 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     @app.get("/v2/api/read_client_exist")
     def read_client_exist(account: AccountDep, email: str | None = None, phone: str | None = None) -> dict[str, Any]:
+        wanted_email, wanted_phone = (email or "").casefold(), phone_key(phone)
         found = [c for c in store.contacts_of(account)
-                 if (email and c["email"].casefold() == email.casefold()) or (phone and c["phone"] == phone)]
+                 if (wanted_email and (c.get("email") or "").casefold() == wanted_email)
+                 or (wanted_phone and phone_key(c.get("phone")) == wanted_phone)]
         if not found:
             raise CrmError("CT_515", "Record not found")
         return envelope(found)
@@ -181,13 +191,27 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         own_contact(account, client_id)
         return envelope(store.notes.get(client_id, []))
 
+    def note_text(body: dict[str, Any]) -> str:
+        """A note's text, for its insert and its update alike: an empty one is refused."""
+        if not body.get("note"):
+            raise CrmError("CT_525", "Insert failed: note is required")
+        return str(body["note"])
+
     @app.post("/v2/api/create_history_note")
     async def create_history_note(account: AccountDep, request: Request) -> dict[str, Any]:
         body = await fields(request)
         contact = own_contact(account, str(body.get("client_id", "")))
-        if not body.get("note"):
-            raise CrmError("CT_525", "Insert failed: note is required")
-        return envelope(store.add_note(contact["client_id"], str(body["note"]), str(body.get("type", "note"))))
+        return envelope(store.add_note(contact["client_id"], note_text(body), str(body.get("type", "note"))))
+
+    @app.post("/v2/api/update_history_note")
+    async def update_history_note(account: AccountDep, request: Request) -> dict[str, Any]:
+        """Not published by the vendor; defined in its style. `{note_id, note}`: the note's text replaced."""
+        body = await fields(request)
+        note = store.note(str(body.get("note_id", "")))
+        if note is None:
+            raise CrmError("CT_515", "Record not found")
+        own_contact(account, note["client_id"])
+        return envelope(store.update_note(note["note_id"], note_text(body)))
 
     # -- proposals (calls the vendor has not published; defined in its style) --------------------------
     @app.get("/v2/api/read_proposal_by_id/{proposal_id}")
@@ -325,6 +349,20 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     @app.post("/admin/accounts/{account_id}/contacts")
     def admin_create_contact(account_id: str, contact: dict[str, Any]) -> dict[str, Any]:
         return store.create_contact(admin_account(account_id), contact)
+
+    @app.get("/admin/accounts/{account_id}/contacts")
+    def admin_contacts(account_id: str) -> list[dict[str, Any]]:
+        """Every contact of the account, without the API's paging: what tests check after an intake."""
+        return store.contacts_of(admin_account(account_id))
+
+    @app.get("/admin/accounts/{account_id}/contacts/{client_id}/notes")
+    def admin_notes(account_id: str, client_id: str) -> list[dict[str, Any]]:
+        own_contact(admin_account(account_id), client_id, status=404)
+        return [dict(note) for note in store.notes.get(client_id, [])]
+
+    @app.get("/admin/accounts/{account_id}/lead-sources")
+    def admin_lead_sources(account_id: str) -> list[dict[str, Any]]:
+        return admin_account(account_id).lead_sources
 
     @app.post("/admin/accounts/{account_id}/proposals")
     def admin_create_proposal(account_id: str, new: NewProposal) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class Account:
 
 DEFAULT_STEPS = [("New Lead", False, False), ("Contacted", False, False), ("Proposal Sent", True, False),
                  ("Job Scheduled", True, False), ("Job Complete", True, True), ("Lost", False, True)]
+DEFAULT_LEAD_SOURCES = ("Website", "Angi", "Thumbtack", "Zapier")
 
 
 class CrmStore:
@@ -97,7 +98,7 @@ class CrmStore:
             account.steps = [Step(self.next_id("step"), step, n, quoted=quoted, closed=closed)
                              for n, (step, quoted, closed) in enumerate(DEFAULT_STEPS, start=1)]
             account.lead_sources = [{"lead_source_id": self.next_id("source"), "lead_source_name": source}
-                                    for source in ("Website", "Angi", "Thumbtack")]
+                                    for source in DEFAULT_LEAD_SOURCES]
             account.action_plans = [{"action_plan_id": self.next_id("plan"), "action_plan_name": "New lead follow-up"}]
             account.users = [{"user_id": self.next_id("user"), "user_name": f"{name} Office",
                               "email": f"office@{account_id}.example.com"}]
@@ -162,6 +163,19 @@ class CrmStore:
             entry = {"note_id": self.next_id("note"), "client_id": contact_id, "note": note, "type": kind,
                      "created": now_iso()}
             self.notes.setdefault(contact_id, []).append(entry)
+            return dict(entry)
+
+    def note(self, note_id: str) -> dict[str, Any] | None:
+        """The note itself (not a copy), whichever contact it is on: an update names only the note."""
+        return next((n for notes in self.notes.values() for n in notes if n["note_id"] == note_id), None)
+
+    def update_note(self, note_id: str, note: str) -> dict[str, Any]:
+        """Replace a note's text; when it was written (`created`) stays, `modified` says when it changed."""
+        with self.lock:
+            entry = self.note(note_id)
+            if entry is None:
+                raise KeyError(note_id)
+            entry.update(note=note, modified=now_iso())
             return dict(entry)
 
     def describe_account(self, account: Account) -> dict[str, Any]:

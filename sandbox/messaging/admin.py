@@ -21,6 +21,11 @@ class MessagingSandboxAdmin(SandboxAdminClient):
     def clear_emails(self) -> None:
         self._call("DELETE", "/emails")
 
+    def captures(self) -> list[dict[str, Any]]:
+        """Each message the sink relayed to the capture URL: `url`, final `status` (0: no answer), `body` (the
+        CapturedMail JSON), oldest first."""
+        return list(self._call("GET", "/emails/captures"))
+
     def set_email_faults(self, queued: list[str] | None = None, rates: dict[str, float] | None = None,
                          hold_seconds: float = 5.0, latency_seconds: float = 0.0) -> None:
         """`queued` faults ("500", "429", "timeout", "drop") answer the next messages' DATA in order."""
