@@ -2,6 +2,7 @@
 CLI, reconciliation and the plans themselves all send through here. Workflows are named, not imported, so
 activities can use this module without importing workflow code."""
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from models.db import get_engine
 from models.enrollments import EnrollmentInput, SalesCycleChanged, plan_workflow_id
 from models.leads import EmailCaptureInput, LeadDelivery, LeadIntakeInput, email_workflow_id, lead_workflow_id
 from models.plan_enrollments import ever_enrolled
-from models.plans import Reentry
+from models.plans import Plan, Reentry
 from models.proposals import (
     CrmContact,
     PaymentAdded,
@@ -205,17 +206,22 @@ async def enroll_contact(client: Client, settings: Settings, engine: Engine, acc
     the same trigger delivered again never restarts a run."""
     from config.plans import PlanError, load_plan  # the loader reads files: only enrollments need it
 
-    with Session(engine) as session:
-        franchisee = session.get(Franchisee, account_id)
-    if franchisee is None:
-        raise PlanNotEnrollable(f"unknown account {account_id!r}")
-    try:
-        plan = load_plan(plan_id, sorted(settings.plans_dir.glob("*.yaml")))
-    except PlanError as fault:
-        raise PlanNotEnrollable(f"plan {plan_id!r} cannot be enrolled: {fault}") from fault
+    def read() -> tuple[Franchisee, Plan, bool]:
+        """The files and the database, off the event loop: a worker's workflow tasks share it."""
+        with Session(engine) as session:
+            franchisee = session.get(Franchisee, account_id)
+        if franchisee is None:
+            raise PlanNotEnrollable(f"unknown account {account_id!r}")
+        try:
+            plan = load_plan(plan_id, sorted(settings.plans_dir.glob("*.yaml")))
+        except PlanError as fault:
+            raise PlanNotEnrollable(f"plan {plan_id!r} cannot be enrolled: {fault}") from fault
+        return franchisee, plan, ever_enrolled(engine, account_id, contact_id, plan.id)
+
+    franchisee, plan, enrolled_before = await asyncio.to_thread(read)
     workflow_id = plan_workflow_id(account_id, contact_id, plan.id)
     reentry = plan.settings.reentry
-    if reentry is Reentry.ONCE and ever_enrolled(engine, account_id, contact_id, plan.id):
+    if reentry is Reentry.ONCE and enrolled_before:
         return Dispatched("ignored", workflow_id=workflow_id, reason=f"{plan.id} runs once per contact")
     for attempt in range(2):
         try:

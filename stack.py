@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import httpx
 
 from config.settings import Settings, get_settings
-from config.temporal import connect
+from config.temporal import DEV_SERVER_SQLITE_ARGS, connect
 from models import search_attributes
 from models.db import SchemaOutOfDate, create_tables, get_engine
 from sandbox.qbo.admin import sandbox_root
@@ -120,7 +120,7 @@ class Stack:
             Service("temporal", [str(s.temporal_cli), "server", "start-dev", "--ip", temporal.hostname or "127.0.0.1",
                                  "--port", str(temporal.port or 7233), "--ui-port", str(s.temporal_ui_port),
                                  "--db-filename", str(data / "temporal.db"), "--namespace", s.temporal_namespace,
-                                 "--log-level", "warn", *attributes], logs / "temporal.log"),
+                                 "--log-level", "warn", *DEV_SERVER_SQLITE_ARGS, *attributes], logs / "temporal.log"),
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
             Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port),

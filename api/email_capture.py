@@ -5,10 +5,11 @@ monitor, then handed to its workflow, which stores it as a history note on the c
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 from sqlmodel import Session
-from temporalio.service import RPCError
 
-from api.crm_events import TRANSIENT
+from api.handover import hand_over
 from api.openapi import documented_body
 from api.signed_bodies import signed_body
 from config.settings import Settings
@@ -16,11 +17,16 @@ from dispatch import send_captured_email
 from models.accounts import Franchisee
 from models.captured_emails import CapturedMail
 from models.crm_webhooks import SIGNATURE_HEADER
-from models.lead_receipts import Outcome, note_run, record_receipt, settle_receipt
+from models.lead_receipts import record_receipt
 from models.leads import EmailCaptureInput
 
 router = APIRouter(prefix="/inbound", tags=["inbound"])
 CHANNEL = "email-capture"
+
+
+def _capturing_accounts(engine: Engine, mail: CapturedMail, domain: str) -> list[Franchisee]:
+    with Session(engine) as session:
+        return [f for a in mail.capture_accounts(domain) if (f := session.get(Franchisee, a)) is not None]
 
 
 @router.post("/email-capture", openapi_extra=documented_body(CapturedMail),
@@ -33,28 +39,17 @@ async def email_captured(request: Request,
     engine = request.app.state.engine
     mail = signed_body(CapturedMail, await request.body(), settings.inbound_email_secret.get_secret_value(),
                        signature)
-    with Session(engine) as session:
-        accounts = [f for a in mail.capture_accounts(settings.email_capture_domain)
-                    if (f := session.get(Franchisee, a)) is not None]
+    accounts = await run_in_threadpool(_capturing_accounts, engine, mail, settings.email_capture_domain)
     if not accounts:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no account's capture address is a recipient")
     captured = []
     for franchisee in accounts:
-        receipt = record_receipt(engine, franchisee.account_id, CHANNEL, mail.message_id,
-                                 f"{mail.sender_address}: {mail.subject}")
+        receipt = await run_in_threadpool(record_receipt, engine, franchisee.account_id, CHANNEL, mail.message_id,
+                                          f"{mail.sender_address}: {mail.subject}")
         assert receipt.id is not None
-        try:
-            dispatched = await send_captured_email(
-                request.app.state.temporal, franchisee.franchisor_id, settings.task_queue,
-                EmailCaptureInput(account_id=franchisee.account_id, receipt_id=receipt.id, mail=mail))
-        except RPCError as error:
-            if error.status not in TRANSIENT:
-                raise
-            settle_receipt(engine, receipt.id, Outcome.REJECTED, reason=f"workflow service unavailable "
-                                                                        f"({error.message}): to be posted again")
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "workflow service unavailable",
-                                headers={"Retry-After": "30"}) from error
-        note_run(engine, receipt.id, dispatched.workflow_id, dispatched.run_id)
+        dispatched = await hand_over(engine, receipt.id, send_captured_email(
+            request.app.state.temporal, franchisee.franchisor_id, settings.task_queue,
+            EmailCaptureInput(account_id=franchisee.account_id, receipt_id=receipt.id, mail=mail)))
         captured.append({"account_id": franchisee.account_id, "receipt": receipt.id,
                          "workflow_id": dispatched.workflow_id})
     return {"status": "accepted", "captured": captured}

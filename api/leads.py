@@ -7,21 +7,20 @@ contact is made by the workflow or not at all."""
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from temporalio.service import RPCError
 
-from api.crm_events import TRANSIENT
+from api.handover import hand_over
 from api.openapi import documented_body
 from config.settings import Settings
 from dispatch import send_lead
 from models.lead_keys import LeadKey, api_key_matches, find_lead_key
 from models.lead_payloads import AngiLead, ContactFormLead, ThumbtackLead
-from models.lead_receipts import Outcome, note_run, record_receipt, settle_receipt
+from models.lead_receipts import Outcome, record_receipt
 from models.lead_routing import LeadNotRouted, route_lead
 from models.leads import Lead, LeadChannel, LeadDelivery, LeadIntakeInput
 
@@ -65,35 +64,27 @@ def _fault(error: ValidationError | ValueError) -> str:
 
 async def _take(request: Request, key: LeadKey, channel: LeadChannel, body: dict[str, Any],
                 parse: Parser) -> dict[str, Any]:
-    """The one path of every lead: parse, route, record, hand to Temporal."""
+    """The one path of every lead: parse, route, record, hand to Temporal. The database work runs off the event
+    loop, so a burst of posts is not served one at a time."""
     engine: Engine = request.app.state.engine
     settings: Settings = request.app.state.settings
     try:
         lead, business_id = parse(body)
-        route = route_lead(engine, key, business_id)
+        route = await run_in_threadpool(route_lead, engine, key, business_id)
     except (ValidationError, ValueError, LeadNotRouted) as error:
         detail = _fault(error) if not isinstance(error, LeadNotRouted) else str(error)
-        record_receipt(engine, key.account_id, channel.value, _lead_id(body), _who(body), Outcome.REJECTED, detail)
+        await run_in_threadpool(record_receipt, engine, key.account_id, channel.value, _lead_id(body), _who(body),
+                                Outcome.REJECTED, detail)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from error
     account_id = route.franchisee.account_id
-    received_at = datetime.now(UTC)
-    receipt = record_receipt(engine, account_id, channel.value, lead.lead_id, _who(body))
+    receipt = await run_in_threadpool(record_receipt, engine, account_id, channel.value, lead.lead_id, _who(body))
     assert receipt.id is not None
     input = LeadIntakeInput(account_id=account_id, channel=channel, lead_id=lead.lead_id,
                             lead_source=route.lead_source, plan_id=route.plan_id,
                             settle_time=settings.lead_settle_time)
-    try:
-        dispatched = await send_lead(request.app.state.temporal, route.franchisee.franchisor_id,
-                                     settings.task_queue, input,
-                                     LeadDelivery(receipt_id=receipt.id, received_at=received_at, lead=lead))
-    except RPCError as error:
-        if error.status not in TRANSIENT:
-            raise
-        settle_receipt(engine, receipt.id, Outcome.REJECTED,
-                       reason=f"workflow service unavailable ({error.message}): the sender was asked to post again")
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"workflow service unavailable: {error.message}",
-                            headers={"Retry-After": "30"}) from error
-    note_run(engine, receipt.id, dispatched.workflow_id, dispatched.run_id)
+    delivery = LeadDelivery(receipt_id=receipt.id, received_at=receipt.received_at, lead=lead)
+    dispatched = await hand_over(engine, receipt.id, send_lead(
+        request.app.state.temporal, route.franchisee.franchisor_id, settings.task_queue, input, delivery))
     return {"status": "accepted", "lead_id": lead.lead_id, "account_id": account_id, "receipt": receipt.id,
             "workflow_id": dispatched.workflow_id}
 
@@ -103,8 +94,8 @@ def _lead_id(body: dict[str, Any]) -> str | None:
     return str(value)[:200] if value else None
 
 
-def _path_key(request: Request, key: str, channel: LeadChannel) -> LeadKey:
-    found = find_lead_key(request.app.state.engine, key, channel)
+async def _path_key(request: Request, key: str, channel: LeadChannel) -> LeadKey:
+    found = await run_in_threadpool(find_lead_key, request.app.state.engine, key, channel)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown {channel.value} endpoint")
     return found
@@ -121,7 +112,7 @@ async def _body(request: Request) -> dict[str, Any]:
 async def angi_lead(key: str, request: Request,
                     x_api_key: Annotated[str | None, Header(alias="x-api-key")] = None) -> dict[str, Any]:
     """An Angi Leads post to the account's own endpoint."""
-    lead_key = _path_key(request, key, LeadChannel.ANGI)
+    lead_key = await _path_key(request, key, LeadChannel.ANGI)
     if not api_key_matches(lead_key, x_api_key):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or bad x-api-key")
     return await _take(request, lead_key, LeadChannel.ANGI, await _body(request),
@@ -136,14 +127,14 @@ def _thumbtack(body: dict[str, Any]) -> tuple[Lead, str | None]:
 @router.post("/thumbtack/{key}", responses=RESPONSES, openapi_extra=documented_body(ThumbtackLead))
 async def thumbtack_lead(key: str, request: Request) -> dict[str, Any]:
     """A Thumbtack lead (legacy JSON). A franchisor's key sends it to the franchisee its business id is routed to."""
-    return await _take(request, _path_key(request, key, LeadChannel.THUMBTACK), LeadChannel.THUMBTACK,
+    return await _take(request, await _path_key(request, key, LeadChannel.THUMBTACK), LeadChannel.THUMBTACK,
                        await _body(request), _thumbtack)
 
 
 @router.post("/zapier/{key}", responses=RESPONSES, openapi_extra=documented_body(ContactFormLead))
 async def zapier_lead(key: str, request: Request) -> dict[str, Any]:
     """A Zapier-style post: the form fields as JSON, the key in the URL."""
-    return await _take(request, _path_key(request, key, LeadChannel.ZAPIER), LeadChannel.ZAPIER,
+    return await _take(request, await _path_key(request, key, LeadChannel.ZAPIER), LeadChannel.ZAPIER,
                        await _body(request),
                        lambda body: (ContactFormLead.model_validate(body).to_lead(LeadChannel.ZAPIER), None))
 
@@ -159,7 +150,8 @@ async def web_form_lead(request: Request) -> dict[str, Any]:
     else:
         body = {name: str(value) for name, value in (await request.form()).items()}
     web_key = str(body.get("web_key") or "")
-    lead_key = find_lead_key(request.app.state.engine, web_key, LeadChannel.WEB_FORM) if web_key else None
+    lead_key = (await run_in_threadpool(find_lead_key, request.app.state.engine, web_key, LeadChannel.WEB_FORM)
+                if web_key else None)
     if lead_key is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown web_key")
     return await _take(request, lead_key, LeadChannel.WEB_FORM, body,

@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings, get_settings
+from config.temporal import DEV_SERVER_SQLITE_ARGS
 from models import search_attributes
 from models.db import create_tables, get_engine
 from sandbox.serve import ServerThread
@@ -32,7 +33,7 @@ async def bench_stack(qbo_app: Any) -> AsyncIterator[BenchStack]:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
             search_attributes=search_attributes.ALL, dev_server_log_level="error",
-            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db")],
+            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db"), *DEV_SERVER_SQLITE_ARGS],
         ) as env:
             settings = base.model_copy(update={
                 "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",

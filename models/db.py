@@ -27,6 +27,10 @@ def get_engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the file and loses nothing when a process dies; only a power cut can
+    # roll back the last commits. FULL's fsync per commit made every limiter and audit write wait on the disk
+    # (1.5 ms a commit here, against 0.03 ms), and the API, worker and CLI queue for the one write lock.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
