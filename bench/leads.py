@@ -33,12 +33,12 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app as create_api
 from bench.embedded import bench_stack
+from bench.histories import percentile, read_shape, timings
 from bench.noop import NoopWorkflow
 from config.network import NetworkConfig, install_network
 from config.settings import Settings
@@ -64,16 +64,10 @@ PLAN = {"schema_version": 1, "id": PLAN_ID, "version": 1, "name": "Bench lead wa
         "settings": {"reentry": "one_active"},
         "steps": [{"id": "a-week", "type": "wait", "duration": "7d"}]}
 PROGRESS_EVERY = 15.0
-WORKFLOW_TASK = "workflow task"
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def aware(moment: datetime) -> datetime:
@@ -281,71 +275,11 @@ def check(run: Run, engine: Engine, crm: CrmSandboxAdmin, tag: str) -> list[str]
 
 
 # -- what the runs did, from their histories -----------------------------------------------------------------
-@dataclass
-class Shape:
-    """The lead runs as their histories tell it: activities by name, attempts, failed attempts by error type,
-    and the time each activity waited to start and ran (its last attempt)."""
-
-    runs: int = 0
-    activities: Counter[str] = field(default_factory=Counter)
-    attempts: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    waited: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    ran: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-
-
 def lead_runs(engine: Engine) -> set[tuple[str, str | None]]:
     """Every lead run the receipts name (a repeat arriving after its lead's run closed starts another)."""
     with Session(engine) as session:
         return {(str(w), r) for w, r in session.exec(select(LeadReceipt.workflow_id, LeadReceipt.run_id).where(
             LeadReceipt.account_id == ACCOUNT, col(LeadReceipt.workflow_id).is_not(None)))}
-
-
-async def read_shape(client: Client, runs: set[tuple[str, str | None]]) -> Shape:
-    shape, gate = Shape(runs=len(runs)), asyncio.Semaphore(16)
-
-    async def read(workflow_id: str, run_id: str | None) -> None:
-        async with gate:
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        names: dict[int, str] = {}
-        scheduled: dict[int, float] = {}
-        started: dict[int, float] = {}
-        for event in history.events:
-            at = event.event_time.ToDatetime().timestamp()
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                names[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
-                scheduled[event.event_id] = at
-                shape.activities[names[event.event_id]] += 1
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                attributes = event.activity_task_started_event_attributes
-                shape.attempts += attributes.attempt
-                if attributes.attempt > 1:  # the failures of earlier attempts are in last_failure only
-                    failure = attributes.last_failure
-                    shape.failures[failure.application_failure_info.type or failure.message[:60]] += \
-                        attributes.attempt - 1
-                started[attributes.scheduled_event_id] = at
-                shape.waited[names[attributes.scheduled_event_id]].append(at - scheduled[attributes.scheduled_event_id])
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                done = event.activity_task_completed_event_attributes.scheduled_event_id
-                shape.ran[names[done]].append(at - started[done])
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-                scheduled[event.event_id] = at
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-                task = event.workflow_task_started_event_attributes.scheduled_event_id
-                started[event.event_id] = at
-                shape.waited[WORKFLOW_TASK].append(at - scheduled[task])
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                began = started[event.workflow_task_completed_event_attributes.started_event_id]
-                shape.ran[WORKFLOW_TASK].append(at - began)
-
-    await asyncio.gather(*(read(w, r) for w, r in runs))
-    return shape
-
-
-def ms(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.median(values) * 1000:.0f}/{percentile(values, 0.95) * 1000:.0f}"
 
 
 # -- the figures --------------------------------------------------------------------------------------------
@@ -463,9 +397,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_server: Se
           + ("; attempts retried after " + ", ".join(f"{kind} {n}" for kind, n in shape.failures.most_common())
              if shape.failures else ""))
     print("  tasks, p50/p95 ms waiting to start | running:")
-    for label, seen in (("lead runs", shape), ("no-op", noop_shape)):
-        print(f"    {label + ':':<10} " + "   ".join(
-            f"{name} {ms(seen.waited[name])} | {ms(seen.ran[name])}" for name in seen.ran))
+    print(timings("lead runs", shape))
+    print(timings("no-op    ", noop_shape))
     print(f"  every contact's plan enrollment waiting on its timer {enrolled_seconds:.1f} s after the first post")
     if wrong:
         print(f"WRONG ({len(wrong)}):")

@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.embedded import bench_stack
+from bench.histories import percentile, read_shape, timings
 from bench.noop import NoopWorkflow, noop_step
 from config.network import install_network, load_network
 from config.settings import Settings
@@ -79,9 +80,10 @@ def accounts(engine: object, settings: Settings, realms: int) -> list[Franchisee
 
 async def light_latency(client: Client, settings: Settings, engine: object, franchisee: Franchisee,
                         count: int) -> list[float]:
-    """One proposal at a time: seconds from the event handed to Temporal to QBO's answer for the estimate."""
+    """One proposal at a time: seconds from the event handed to Temporal to QBO's answer for the estimate. The
+    first is the cold start (the worker's first workflow, the company's first items): reported apart."""
     latencies = []
-    for n in range(count):
+    for n in range(count + 1):
         change = SalesCycleChange(event_id=str(uuid.uuid4()), account_id=franchisee.account_id,
                                   sales_cycle_step="Proposal Sent", occurred_at=datetime.now(UTC),
                                   contact=contact(100_000 + n), proposal=proposal(100_000 + n))
@@ -127,23 +129,20 @@ async def lifecycle_throughput(client: Client, settings: Settings, engine: objec
         await asyncio.sleep(0.2)
 
 
-async def noop_throughput(client: Client, task_queue: str, count: int) -> float:
+async def noop_throughput(client: Client, task_queue: str, count: int, ids: list[str]) -> float:
+    """Seconds for `count` no-op workflows of the lifecycle's shape; their ids go to `ids`."""
     gate = asyncio.Semaphore(CONCURRENT_STARTS)
 
     async def run(n: int) -> None:
         async with gate:
             handle = await client.start_workflow(NoopWorkflow.run, ACTIVITIES_PER_PROPOSAL,
                                                  id=f"noop-{n}-{uuid.uuid4()}", task_queue=task_queue)
+        ids.append(handle.id)
         await handle.result()
 
     started = time.monotonic()
     await asyncio.gather(*(run(n) for n in range(count)))
     return time.monotonic() - started
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def main(proposals: int, realms: int, light: int) -> None:
@@ -155,18 +154,28 @@ async def main(proposals: int, realms: int, light: int) -> None:
                     env.client, task_queue="bench-noop", workflows=[NoopWorkflow],
                     activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
                 latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
-                noop_seconds = await noop_throughput(env.client, "bench-noop", proposals)
+                noop_ids: list[str] = []
+                noop_seconds = await noop_throughput(env.client, "bench-noop", proposals, noop_ids)
                 lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
                                                                proposals)
+                lifecycle_shape = await read_shape(env.client, [
+                    (f"proposal:{franchisees[n % len(franchisees)].account_id}:P-{n}", None) for n in range(proposals)])
+                noop_shape = await read_shape(env.client, [(w, None) for w in noop_ids])
         companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
 
-    print(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time):")
-    print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+    cold, latencies = latencies[0], latencies[1:]
+    print(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time, after a cold start "
+          f"of {cold * 1000:.0f} ms):")
+    print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms   "
+          f"max {max(latencies) * 1000:.0f} ms")
     print(f"Throughput, {proposals} lifecycles over {realms} QBO companies "
           f"({ACTIVITIES_PER_PROPOSAL} activities each):")
     print(f"  lifecycle {proposals / lifecycle_seconds:.1f}/s ({lifecycle_seconds:.1f} s)   "
           f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
           f"ratio {noop_seconds / lifecycle_seconds:.2f}")
+    print("  tasks, p50/p95 ms waiting to start | running:")
+    print(timings("lifecycle", lifecycle_shape))
+    print(timings("no-op    ", noop_shape))
     peaks = [c.get("peak_in_flight", 0) for c in companies]
     throttled = [c.get("throttled", 0) for c in companies]
     print(f"Per QBO company: peak calls in flight max {max(peaks)} (limit 10), calls throttled {sum(throttled)}")
