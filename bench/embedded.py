@@ -1,13 +1,19 @@
 """The stack a benchmark runs on, all in a temporary directory: the Temporal dev server on a SQLite file (as
-`make run` has it), the QBO sandbox serving `qbo_app` on loopback, and a SQLite ledger with the schema."""
+`make run` has it), the QBO sandbox on loopback, and a SQLite ledger with the schema. The QBO sandbox runs in a
+process of its own, as `make run` has it, unless the benchmark brings an app to serve in its own process (to
+count what the sandbox sees): then the sandbox shares the worker's interpreter, and its CPU."""
 
+import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -16,7 +22,7 @@ from config.settings import Settings, get_settings
 from config.temporal import DEV_SERVER_SQLITE_ARGS
 from models import search_attributes
 from models.db import create_tables, get_engine
-from sandbox.serve import ServerThread
+from sandbox.serve import ServerThread, free_port
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,36 @@ class BenchStack:
     engine: Engine
 
 
+@contextmanager
+def qbo_sandbox(qbo_app: Any | None) -> Iterator[str]:
+    """The QBO sandbox's base URL: `qbo_app` served in this process, or `python -m sandbox.qbo` in its own."""
+    if qbo_app is not None:
+        with ServerThread(qbo_app) as server:
+            yield server.url
+        return
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.qbo", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the QBO sandbox did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 @asynccontextmanager
-async def bench_stack(qbo_app: Any) -> AsyncIterator[BenchStack]:
+async def bench_stack(qbo_app: Any | None = None) -> AsyncIterator[BenchStack]:
     base = get_settings()
-    with tempfile.TemporaryDirectory() as tmp, ServerThread(qbo_app) as qbo:
+    with tempfile.TemporaryDirectory() as tmp, qbo_sandbox(qbo_app) as qbo_url:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
             search_attributes=search_attributes.ALL, dev_server_log_level="error",
@@ -37,8 +69,8 @@ async def bench_stack(qbo_app: Any) -> AsyncIterator[BenchStack]:
         ) as env:
             settings = base.model_copy(update={
                 "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",
-                "task_queue": "bench", "qbo_api_url": f"{qbo.url}/v3",
-                "qbo_discovery_url": f"{qbo.url}/.well-known/openid_configuration"})
+                "task_queue": "bench", "qbo_api_url": f"{qbo_url}/v3",
+                "qbo_discovery_url": f"{qbo_url}/.well-known/openid_configuration"})
             engine = get_engine(settings.database_url)
             create_tables(engine)
             yield BenchStack(env, settings, engine)

@@ -49,7 +49,6 @@ from models.leads import LeadChannel
 from models.plan_enrollments import PlanEnrollment
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.crm.app import create_app as create_crm_app
-from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
 from worker import build_worker
 
@@ -314,7 +313,7 @@ def last_settled(engine: Engine) -> float | None:
 async def main(leads: int, concurrency: int, duplicates: float, allowed: float) -> int:
     deadline = time.monotonic() + allowed
     with ServerThread(create_crm_app()) as crm_server:
-        async with bench_stack(create_app(QboSandbox())) as stack:
+        async with bench_stack() as stack:
             return await measure(stack.env.client, stack.settings, stack.engine, crm_server, leads, concurrency,
                                  duplicates, deadline, allowed)
 

@@ -32,7 +32,6 @@ from models.crm_credentials import save_crm_credentials
 from models.plan_enrollments import PlanEnrollment
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.crm.app import create_app as create_crm_app
-from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
 from worker import build_worker
 
@@ -101,7 +100,7 @@ async def main(contacts: int, gate: int) -> None:
 
 
 async def measure(crm: ServerThread, contacts: int, gate: int) -> None:
-    async with bench_stack(create_app(QboSandbox())) as stack:
+    async with bench_stack() as stack:
         plans_dir = Path(stack.settings.data_dir) / "plans"
         plans_dir.mkdir()
         (plans_dir / "drip.yaml").write_text(yaml.safe_dump(PLAN))

@@ -37,7 +37,6 @@ from models.ledger import ProposalRecord
 from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, ProposalSynced, SalesCycleChange, Stage
 from models.qbo_connection import save_connection
 from sandbox.qbo.admin import connect_company, dump_company
-from sandbox.qbo.app import QboSandbox, create_app
 from worker import build_worker
 
 # Activities one proposal's lifecycle runs: ledger load and two saves, customer, estimate, payment, invoice,
@@ -146,7 +145,7 @@ async def noop_throughput(client: Client, task_queue: str, count: int, ids: list
 
 
 async def main(proposals: int, realms: int, light: int) -> None:
-    async with bench_stack(create_app(QboSandbox())) as stack:
+    async with bench_stack() as stack:
         env, settings, engine = stack.env, stack.settings, stack.engine
         franchisees = accounts(engine, settings, realms)
         with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:

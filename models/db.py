@@ -10,18 +10,22 @@ from sqlalchemy import Engine, event, inspect
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, SQLModel, create_engine
 
+# A worker runs up to `worker_activity_threads` (20) activities at once, each holding a connection: the
+# default pool (5, and 10 more) made the rest wait for one.
+POOL: dict[str, Any] = {"pool_size": 20, "max_overflow": 20}
+
 
 @lru_cache
 def get_engine(url: str) -> Engine:
     """One engine per URL per process. SQLite runs in WAL mode so the API, worker and CLI can share the file."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **POOL)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
