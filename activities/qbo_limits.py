@@ -26,11 +26,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -53,6 +53,10 @@ class RealmLimits:
     hold_in_place: timedelta = timedelta(seconds=5)
     # Added at random to the delay of a turned-away activity.
     retry_jitter: timedelta = timedelta(milliseconds=500)
+
+
+# Pruning old calls is housekeeping, not counting (the read skips them anyway): one admission in ten does it.
+PRUNE_SHARE = 0.1
 
 
 class RealmBusy(ApplicationError):
@@ -87,10 +91,9 @@ class RealmLimiter:
         try:
             yield
         finally:
-            with Session(self.engine) as session:
-                session.execute(update(QboRealmCall).where(QboRealmCall.holder == holder)
-                                .values(finished_at=datetime.now(UTC)))
-                session.commit()
+            with self.engine.begin() as connection:
+                connection.execute(update(QboRealmCall.__table__).where(QboRealmCall.holder == holder)
+                                   .values(finished_at=datetime.now(UTC)))
 
     def _wait_deadline(self) -> float:
         """Until when (monotonic) a call may wait in place for room: a quarter second, or, for an activity
@@ -106,45 +109,54 @@ class RealmLimiter:
         return now + max(hold, self.limits.wait_in_place.total_seconds())
 
     def _admit(self, realm_id: str) -> str:
+        """One transaction: take the company's lock row, read its calls still counted in some window once, and
+        either record this call or say how long until there is room."""
         holder = str(uuid.uuid4())
-        with Session(self.engine) as session:
-            insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-            session.execute(insert(QboRealmLock).values(realm_id=realm_id).on_conflict_do_nothing())
+        limits, now = self.limits, datetime.now(UTC)
+        minute = timedelta(minutes=1)
+        calls = QboRealmCall.__table__
+        with self.engine.begin() as connection:
             # A no-op write on the company's lock row (a row lock on PostgreSQL, the write lock on SQLite):
             # every admission for this company is serialised from here to the commit.
-            session.execute(update(QboRealmLock).where(QboRealmLock.realm_id == realm_id)
-                            .values(realm_id=QboRealmLock.realm_id))
-            now = datetime.now(UTC)
-            minute, second = timedelta(minutes=1), timedelta(seconds=1)
-            live = QboRealmCall.started_at > now - self.limits.lease
-            # Calls counted in no window any more: finished over a minute ago, or lost with their worker.
-            session.execute(delete(QboRealmCall).where(
-                QboRealmCall.realm_id == realm_id,
-                or_(QboRealmCall.finished_at < now - minute,
-                    QboRealmCall.finished_at.is_(None)  # type: ignore[union-attr]
-                    & (QboRealmCall.started_at < now - self.limits.lease - minute))))
-            in_flight = select(func.count()).where(QboRealmCall.realm_id == realm_id,
-                                                   QboRealmCall.finished_at.is_(None), live)  # type: ignore[union-attr]
-            if session.execute(in_flight).scalar_one() >= self.limits.in_flight:
-                session.rollback()
-                raise RealmBusy(realm_id, "in-flight", timedelta(milliseconds=100))
-            for window, limit, reason in ((second, self.limits.per_second, "per-second"),
-                                          (minute, self.limits.per_minute, "per-minute")):
-                # A call lost with its worker finished, at the latest, when its lease ran out.
-                counted = session.execute(
-                    select(QboRealmCall.finished_at).where(
-                        QboRealmCall.realm_id == realm_id,
-                        or_(QboRealmCall.finished_at > now - window,
-                            QboRealmCall.finished_at.is_(None)  # type: ignore[union-attr]
-                            & (QboRealmCall.started_at > now - self.limits.lease - window)))).scalars().all()
-                if len(counted) >= limit:
-                    # Room comes when enough of the finished calls have left the window.
-                    finished = sorted(t for t in counted if t is not None)
-                    leaving = len(counted) - limit
-                    wait = finished[leaving] + window - now if leaving < len(finished) \
-                        else timedelta(milliseconds=100)
-                    session.rollback()
-                    raise RealmBusy(realm_id, reason, wait)
-            session.add(QboRealmCall(realm_id=realm_id, holder=holder, started_at=now))
-            session.commit()
+            lock = update(QboRealmLock.__table__).where(QboRealmLock.realm_id == realm_id).values(realm_id=realm_id)
+            if not connection.execute(lock).rowcount:
+                insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+                connection.execute(insert(QboRealmLock.__table__).values(realm_id=realm_id).on_conflict_do_nothing())
+                connection.execute(lock)
+            if random.random() < PRUNE_SHARE:
+                # Calls counted in no window any more: finished over a minute ago, or lost with their worker.
+                connection.execute(delete(calls).where(
+                    calls.c.realm_id == realm_id,
+                    or_(calls.c.finished_at < now - minute,
+                        calls.c.finished_at.is_(None) & (calls.c.started_at < now - limits.lease - minute))))
+            counted = connection.execute(select(calls.c.started_at, calls.c.finished_at).where(
+                calls.c.realm_id == realm_id,
+                or_(calls.c.finished_at > now - minute,
+                    calls.c.finished_at.is_(None) & (calls.c.started_at > now - limits.lease - minute)))).all()
+            busy = _busy(counted, now, limits)
+            if busy is not None:
+                reason, wait = busy
+                raise RealmBusy(realm_id, reason, wait)  # leaving the block rolls the transaction back
+            connection.execute(calls.insert().values(realm_id=realm_id, holder=holder, started_at=now))
         return holder
+
+
+def _busy(counted: list[Any], now: datetime, limits: RealmLimits) -> tuple[str, timedelta] | None:
+    """Which limit the calls (started, finished) leave no room under, and how long until there is room."""
+    if sum(1 for started, finished in counted if finished is None and started > now - limits.lease) \
+            >= limits.in_flight:
+        return "in-flight", timedelta(milliseconds=100)
+    for window, limit, reason in ((timedelta(seconds=1), limits.per_second, "per-second"),
+                                  (timedelta(minutes=1), limits.per_minute, "per-minute")):
+        # A call lost with its worker finished, at the latest, when its lease ran out.
+        inside = [finished for started, finished in counted
+                  if (finished is not None and finished > now - window)
+                  or (finished is None and started > now - limits.lease - window)]
+        if len(inside) >= limit:
+            # Room comes when enough of the finished calls have left the window.
+            finished_times = sorted(t for t in inside if t is not None)
+            leaving = len(inside) - limit
+            wait = finished_times[leaving] + window - now if leaving < len(finished_times) \
+                else timedelta(milliseconds=100)
+            return reason, wait
+    return None

@@ -3,6 +3,7 @@
 process of its own, as `make run` has it, unless the benchmark brings an app to serve in its own process (to
 count what the sandbox sees): then the sandbox shares the worker's interpreter, and its CPU."""
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,30 @@ class BenchStack:
 
 
 @contextmanager
+def serve_process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`python ARGS` serving HTTP on `port` in a process of its own (as `make run` runs the API and the
+    sandboxes, each with an interpreter of its own): its base URL once `/healthz` answers."""
+    process = subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            if process.poll() is not None:
+                raise RuntimeError(f"{' '.join(args)} exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{' '.join(args)} did not answer on {url}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
 def qbo_sandbox(qbo_app: Any | None) -> Iterator[str]:
     """The QBO sandbox's base URL: `qbo_app` served in this process, or `python -m sandbox.qbo` in its own."""
     if qbo_app is not None:
@@ -40,22 +65,8 @@ def qbo_sandbox(qbo_app: Any | None) -> Iterator[str]:
             yield server.url
         return
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.qbo", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("the QBO sandbox did not start")
+    with serve_process(["-m", "sandbox.qbo", "--port", str(port)], port) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @asynccontextmanager

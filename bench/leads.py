@@ -36,8 +36,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from api.app import create_app as create_api
-from bench.embedded import bench_stack
+from bench.embedded import bench_stack, serve_process
 from bench.histories import percentile, read_shape, timings
 from bench.noop import NoopWorkflow
 from config.network import NetworkConfig, install_network
@@ -48,8 +47,7 @@ from models.lead_receipts import LeadReceipt, Outcome
 from models.leads import LeadChannel
 from models.plan_enrollments import PlanEnrollment
 from sandbox.crm.admin import CrmSandboxAdmin
-from sandbox.crm.app import create_app as create_crm_app
-from sandbox.serve import ServerThread
+from sandbox.serve import free_ports
 from worker import build_worker
 
 ACCOUNT = "acme-austin"
@@ -310,24 +308,34 @@ def last_settled(engine: Engine) -> float | None:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
+def api_env(settings: Settings) -> dict[str, str]:
+    """The front door's settings, for its own process (`make run` runs it so: uvicorn api.app:app)."""
+    return {"LEDGERFLOW_DATABASE_URL": settings.database_url, "LEDGERFLOW_TASK_QUEUE": settings.task_queue,
+            "LEDGERFLOW_TEMPORAL_ADDRESS": settings.temporal_address, "LEDGERFLOW_CRM_API_URL": settings.crm_api_url,
+            "LEDGERFLOW_PLANS_DIR": str(settings.plans_dir),
+            "LEDGERFLOW_LEAD_SETTLE_TIME": f"PT{settings.lead_settle_time.total_seconds():g}S"}
+
+
+
 async def main(leads: int, concurrency: int, duplicates: float, allowed: float) -> int:
     deadline = time.monotonic() + allowed
-    with ServerThread(create_crm_app()) as crm_server:
+    crm_port, api_port = free_ports(2)
+    with serve_process(["-m", "sandbox.crm", "serve", "--port", str(crm_port)], crm_port) as crm_url:
         async with bench_stack() as stack:
-            return await measure(stack.env.client, stack.settings, stack.engine, crm_server, leads, concurrency,
+            return await measure(stack.env.client, stack.settings, stack.engine, crm_url, api_port, leads, concurrency,
                                  duplicates, deadline, allowed)
 
 
-async def measure(client: Client, base: Settings, engine: Engine, crm_server: ServerThread, leads: int,
+async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, api_port: int, leads: int,
                   concurrency: int, duplicates: float, deadline: float, allowed: float) -> int:
     plans_dir = Path(base.data_dir) / "plans"
     plans_dir.mkdir()
     (plans_dir / f"{PLAN_ID}.yaml").write_text(yaml.safe_dump(PLAN, sort_keys=False))
     settings = base.model_copy(update={
-        "crm_api_url": crm_server.url, "plans_dir": plans_dir, "lead_settle_time": timedelta(seconds=1),
+        "crm_api_url": crm_url, "plans_dir": plans_dir, "lead_settle_time": timedelta(seconds=1),
         "temporal_address": client.service_client.config.target_host})
     install_network(engine, bench_network(settings))
-    crm = CrmSandboxAdmin(crm_server.url)
+    crm = CrmSandboxAdmin(crm_url)
     account = crm.create_account(ACCOUNT, "Acme Home Services of Austin")
     save_crm_credentials(engine, ACCOUNT, account["access_token"], account["web_key"])
     key = create_lead_key(engine, ACCOUNT, LeadChannel.ANGI)
@@ -345,13 +353,14 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_server: Se
     real_seconds = noop_seconds = None
     try:
         with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor, \
-                ServerThread(create_api(settings)) as api:
+                serve_process(["-m", "uvicorn", "api.app:app", "--port", str(api_port), "--log-level", "warning"],
+                              api_port, api_env(settings)) as api_url:
             async with build_worker(client, settings, executor):
                 run.phase = "burst"
                 say(f"posting {len(order)} Angi leads ({leads} distinct, {len(order) - leads} repeats), "
                     f"{concurrency} at a time ...")
                 try:
-                    await asyncio.wait_for(burst(run, api.url, key, order, tag, concurrency),
+                    await asyncio.wait_for(burst(run, api_url, key, order, tag, concurrency),
                                            max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
                     return timed_out(run, engine, allowed)
