@@ -7,7 +7,8 @@ monitor's receipt. Printed: lead-to-contact latency (the POST sent to the receip
 leads and for repeats, the front door's answer time, and leads/s beside a no-op workflow of the same shape
 measured on the same server in the same run.
 
-    .venv/bin/python -m bench.leads [--leads 1000] [--concurrency 50] [--duplicates 0.1] [--timeout 1800]
+    .venv/bin/python -m bench.leads [--leads 1000] [--concurrency 50] [--duplicates 0.1] [--light 20]
+                                    [--timeout 1800]
 
 Exits 1 when the result is wrong (a post refused, a receipt unsettled or with the wrong outcome, not exactly one
 CRM contact per lead, a contact not enrolled) or the run does not finish within `--timeout` seconds.
@@ -51,6 +52,7 @@ from sandbox.serve import free_ports
 from worker import build_worker
 
 ACCOUNT = "acme-austin"
+LIGHT_ACCOUNT = "acme-denver"  # the light-load leads go here, so the burst's checks count the burst alone
 # What one delivery of a lead runs (workflows/lead_intake.py `_take`): find or create the contact, write the
 # history note, enroll in the lead source's plan, settle the receipt. A lead posted twice runs them twice.
 ACTIVITIES_PER_DELIVERY = 4
@@ -168,10 +170,30 @@ def bench_network(settings: Settings) -> NetworkConfig:
     """The example network, its Angi leads for acme-austin enrolled in the bench plan and nothing else."""
     data = yaml.safe_load(settings.network_file.read_text())
     for franchisee in data["franchisees"]:
-        if franchisee["account_id"] == ACCOUNT:
+        if franchisee["account_id"] in (ACCOUNT, LIGHT_ACCOUNT):
             leads = franchisee.setdefault("leads", {})
             leads["plans"], leads["default_plan"] = {"Angi": PLAN_ID}, None
     return NetworkConfig.model_validate(data)
+
+
+async def light_latency(front_door: str, key: str, engine: Engine, count: int, tag: str) -> list[float]:
+    """One lead at a time, to another account (so the burst's checks count only the burst): seconds from the
+    POST sent to the receipt settled, the contact made, noted and enrolled."""
+    found = []
+    async with httpx.AsyncClient(base_url=front_door, timeout=60) as http:
+        for n in range(count):
+            sent = datetime.now(UTC)
+            answer = await http.post(f"/leads/angi/{key}", json=angi_lead(n, f"light-{tag}"))
+            answer.raise_for_status()
+            receipt_id = int(answer.json()["receipt"])
+            while True:
+                with Session(engine) as session:
+                    row = session.get(LeadReceipt, receipt_id)
+                if row is not None and row.settled_at is not None:
+                    found.append((aware(row.settled_at) - sent).total_seconds())
+                    break
+                await asyncio.sleep(0.01)
+    return found
 
 
 async def burst(run: Run, front_door: str, key: str, order: list[int], tag: str, concurrency: int) -> None:
@@ -317,17 +339,17 @@ def api_env(settings: Settings) -> dict[str, str]:
 
 
 
-async def main(leads: int, concurrency: int, duplicates: float, allowed: float) -> int:
+async def main(leads: int, concurrency: int, duplicates: float, allowed: float, light: int) -> int:
     deadline = time.monotonic() + allowed
     crm_port, api_port = free_ports(2)
     with serve_process(["-m", "sandbox.crm", "serve", "--port", str(crm_port)], crm_port) as crm_url:
         async with bench_stack() as stack:
             return await measure(stack.env.client, stack.settings, stack.engine, crm_url, api_port, leads, concurrency,
-                                 duplicates, deadline, allowed)
+                                 duplicates, deadline, allowed, light)
 
 
 async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, api_port: int, leads: int,
-                  concurrency: int, duplicates: float, deadline: float, allowed: float) -> int:
+                  concurrency: int, duplicates: float, deadline: float, allowed: float, light: int) -> int:
     plans_dir = Path(base.data_dir) / "plans"
     plans_dir.mkdir()
     (plans_dir / f"{PLAN_ID}.yaml").write_text(yaml.safe_dump(PLAN, sort_keys=False))
@@ -339,6 +361,9 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
     account = crm.create_account(ACCOUNT, "Acme Home Services of Austin")
     save_crm_credentials(engine, ACCOUNT, account["access_token"], account["web_key"])
     key = create_lead_key(engine, ACCOUNT, LeadChannel.ANGI)
+    light_keys = crm.create_account(LIGHT_ACCOUNT, "Acme Home Services of Denver")
+    save_crm_credentials(engine, LIGHT_ACCOUNT, light_keys["access_token"], light_keys["web_key"])
+    light_key = create_lead_key(engine, LIGHT_ACCOUNT, LeadChannel.ANGI)
     tag = uuid.uuid4().hex[:6]
     order = send_order(leads, duplicates, concurrency)
     run = Run(leads=leads)
@@ -356,6 +381,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
                 serve_process(["-m", "uvicorn", "api.app:app", "--port", str(api_port), "--log-level", "warning"],
                               api_port, api_env(settings)) as api_url:
             async with build_worker(client, settings, executor):
+                run.phase = "light load"
+                light_seconds = await light_latency(api_url, light_key, engine, light, tag)
                 run.phase = "burst"
                 say(f"posting {len(order)} Angi leads ({leads} distinct, {len(order) - leads} repeats), "
                     f"{concurrency} at a time ...")
@@ -393,6 +420,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
     print(f"Lead intake, a burst of {leads} Angi leads ({repeats} posted twice, {len(order)} posts), {concurrency} "
           f"posts in flight, each lead {ACTIVITIES_PER_DELIVERY} activities per delivery and enrolled in a plan "
           f"waiting a week:")
+    print(f"At light load, {light} leads one at a time, lead-to-contact (POST sent -> receipt settled): "
+          f"{spread(light_seconds)}")
     print(f"  lead-to-contact (POST sent -> receipt settled), new leads: {spread(figures[Outcome.CREATED.value])}")
     print(f"  repeats (duplicate path):                                 {spread(figures[Outcome.DUPLICATE.value])}")
     print(f"  front door's answer time (all posts):                     {spread(figures['answer'])}")
@@ -434,7 +463,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50, help="posts in flight at once")
     parser.add_argument("--duplicates", type=float, default=0.1, help="fraction of the leads posted a second time")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before giving up (exit 1)")
+    parser.add_argument("--light", type=int, default=20, help="leads posted one at a time before the burst")
     args = parser.parse_args()
     if args.leads < 1 or args.concurrency < 1 or not 0 <= args.duplicates <= 1:
         parser.error("--leads and --concurrency must be at least 1, --duplicates between 0 and 1")
-    sys.exit(asyncio.run(main(args.leads, args.concurrency, args.duplicates, args.timeout)))
+    sys.exit(asyncio.run(main(args.leads, args.concurrency, args.duplicates, args.timeout, args.light)))
