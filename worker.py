@@ -71,6 +71,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activities=activities,
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
+        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
         **options,  # type: ignore[arg-type]
     )
 

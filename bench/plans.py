@@ -23,7 +23,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.embedded import bench_stack
+from bench.embedded import bench_stack, serve_process
 from bench.noop import NoopTimerWorkflow
 from config.network import install_network, load_network
 from config.settings import Settings
@@ -31,8 +31,7 @@ from dispatch import enroll_contact
 from models.crm_credentials import save_crm_credentials
 from models.plan_enrollments import PlanEnrollment
 from sandbox.crm.admin import CrmSandboxAdmin
-from sandbox.crm.app import create_app as create_crm_app
-from sandbox.serve import ServerThread
+from sandbox.serve import free_port
 from worker import build_worker
 
 ACCOUNT = "acme-austin"
@@ -95,20 +94,21 @@ async def until(count: Any, expected: int, what: str) -> float:
 
 
 async def main(contacts: int, gate: int) -> None:
-    with ServerThread(create_crm_app()) as crm:
-        await measure(crm, contacts, gate)
+    port = free_port()  # the CRM sandbox in a process of its own, as make run has it: the worker's memory alone
+    with serve_process(["-m", "sandbox.crm", "serve", "--port", str(port)], port) as crm_url:
+        await measure(crm_url, contacts, gate)
 
 
-async def measure(crm: ServerThread, contacts: int, gate: int) -> None:
+async def measure(crm_url: str, contacts: int, gate: int) -> None:
     async with bench_stack() as stack:
         plans_dir = Path(stack.settings.data_dir) / "plans"
         plans_dir.mkdir()
         (plans_dir / "drip.yaml").write_text(yaml.safe_dump(PLAN))
-        settings = stack.settings.model_copy(update={"crm_api_url": crm.url, "plans_dir": plans_dir})
+        settings = stack.settings.model_copy(update={"crm_api_url": crm_url, "plans_dir": plans_dir})
         engine, client = stack.engine, stack.env.client
         install_network(engine, load_network(settings.network_file))
         say(f"creating {contacts} contacts in the CRM sandbox ...")
-        ids = crm_contacts(crm.url, engine, contacts)
+        ids = crm_contacts(crm_url, engine, contacts)
 
         def recorded() -> int:
             with Session(engine) as session:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     temporal_test_server: Path = _VENV_BIN / "temporal-test-server"
     task_queue: str = "ledgerflow"
     worker_activity_threads: int = 20
+    # Workflow tasks are pure Python on one interpreter lock: more at once only slows each (the SDK's default of
+    # 100 made a burst of new runs take over 5 s a task, past Temporal's 10 s task timeout, and retry).
+    worker_workflow_tasks: int = 10
 
     # HTTP API (the front door)
     api_host: str = "127.0.0.1"
