@@ -19,6 +19,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.tls import TLS
 from config.settings import Settings
 from models.accounts import Franchisee
 from models.crm_credentials import load_crm_credentials
@@ -48,7 +49,7 @@ class CrmClient:
     def __init__(self, base_url: str, access_token: str, web_key: str, timeout: float = 10.0, retries: int = 3,
                  transport: httpx.BaseTransport | None = None) -> None:
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/v2/api/", timeout=timeout, transport=transport,
-                                  headers={"X-Access-Token": access_token, "X-Web-Key": web_key})
+                                  verify=TLS, headers={"X-Access-Token": access_token, "X-Web-Key": web_key})
         self.retries = retries
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from activities.tls import TLS
 from config.settings import Settings
 from models.gateway_credentials import load_gateway_credentials
 from models.money import cents
@@ -91,7 +92,7 @@ def _messages(body: Any) -> str:
 class GatewayClient:
     def __init__(self, base_url: str, api_key: str, timeout: float = 30.0, retries: int = 2,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=TLS,
                                   headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
         self.retries = retries
 

@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.outbox import send_once, status_failure, transport_failure
+from activities.tls import TLS
 from config.settings import Settings
 from models.messages import IDEMPOTENCY_HEADER, ClubReadyProspect, Mailing, Sent, SheetRow, WebhookCall
 
@@ -42,7 +43,8 @@ class PartnerActivities:
     def _call(self, provider: str, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request; its 2xx answer, or SendFailed saying whether it may have been taken."""
         try:
-            response = httpx.request(method, url, timeout=self.settings.messaging_http_timeout_seconds, **kwargs)
+            response = httpx.request(method, url, timeout=self.settings.messaging_http_timeout_seconds, verify=TLS,
+                                     **kwargs)
         except httpx.TransportError as error:
             raise transport_failure(provider, what, error) from error
         if not 200 <= response.status_code < 300:

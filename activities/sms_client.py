@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from activities.outbox import SendFailed, status_failure, transport_failure
+from activities.tls import TLS
 
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient": final, the number texted STOP
 PROVIDER = "Twilio"
@@ -31,7 +32,7 @@ class TwilioClient:
     def __init__(self, base_url: str, account_sid: str, auth_token: str, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self._http = httpx.Client(base_url=f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}",
-                                  auth=(account_sid, auth_token), timeout=timeout, transport=transport,
+                                  auth=(account_sid, auth_token), timeout=timeout, transport=transport, verify=TLS,
                                   headers={"Accept": "application/json"})
 
     def close(self) -> None:
