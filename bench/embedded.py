@@ -34,11 +34,13 @@ class BenchStack:
 
 
 @contextmanager
-def serve_process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def serve_process(args: list[str], port: int, env: dict[str, str] | None = None,
+                  log: Path | None = None) -> Iterator[str]:
     """`python ARGS` serving HTTP on `port` in a process of its own (as `make run` runs the API and the
-    sandboxes, each with an interpreter of its own): its base URL once `/healthz` answers."""
+    sandboxes, each with an interpreter of its own), its output in `log`: its base URL once `/healthz` answers."""
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(400):
@@ -55,6 +57,8 @@ def serve_process(args: list[str], port: int, env: dict[str, str] | None = None)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 @contextmanager

@@ -379,7 +379,7 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
     try:
         with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor, \
                 serve_process(["-m", "uvicorn", "api.app:app", "--port", str(api_port), "--log-level", "warning"],
-                              api_port, api_env(settings)) as api_url:
+                              api_port, api_env(settings), log=Path(base.data_dir) / "api.log") as api_url:
             async with build_worker(client, settings, executor):
                 run.phase = "light load"
                 light_seconds = await light_latency(api_url, light_key, engine, light, tag)
@@ -398,7 +398,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
                 finished = last_settled(engine)
                 real_seconds = (finished or time.time()) - run.started
                 run.phase = "enrolling"
-                if not await until(lambda: enrolled_count(engine), leads, deadline):
+                accepted = len({p.lead for p in run.posts if p.receipt is not None})  # a refused post is reported below
+                if not await until(lambda: enrolled_count(engine), accepted, deadline):
                     return timed_out(run, engine, allowed)
                 enrolled_seconds = time.time() - run.started
             run.phase = "no-op"
@@ -441,6 +442,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
         print(f"WRONG ({len(wrong)}):")
         for line in wrong[:20]:
             print(f"  {line}")
+        errors = [line for line in (Path(base.data_dir) / "api.log").read_text().splitlines() if line.strip()]
+        print("  the front door's log, last lines:\n    " + "\n    ".join(errors[-15:]))
         return 1
     print(f"  checked: {leads} CRM contacts, one per lead; {leads} receipts created and {repeats} duplicate, "
           f"none left received; {leads} contacts enrolled in {PLAN_ID}")
