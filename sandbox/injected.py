@@ -1,14 +1,35 @@
-"""A fault plan (sandbox/qbo/chaos.py) played on an HTTP sandbox's API, each error in the provider's own
-body shape: latency on every call; before any work a 500, a 429 (Retry-After: 1) or a timeout (held, then
-504); or a drop: the work is done and its answer held, then 504, as a lost answer looks to the client."""
+"""A fault plan (sandbox/qbo/chaos.py) as the sandboxes' admins set it (`FaultSettings`), played on an HTTP
+sandbox's API, each error in the provider's own body shape: latency on every call; before any work a 500, a 429
+(Retry-After: 1) or a timeout (held, then 504); or a drop: the work is done and its answer held, then 504, as a
+lost answer looks to the client."""
 
 import asyncio
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field, model_validator
 
 from sandbox.qbo.chaos import Fault, FaultPlan
+
+
+class FaultSettings(BaseModel):
+    """A fault plan (a merchant's, a mailbox's, a partner's): `queued` faults answer its next calls in order (a
+    "drop" waits for the next write), then each call fails at `rates`; timeouts and drops hold the client
+    `hold_seconds`."""
+
+    queued: list[Fault] = []
+    rates: dict[Fault, float] = {}
+    hold_seconds: float = Field(default=35.0, ge=0)
+    latency_seconds: float = Field(default=0.0, ge=0)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _rates_sum(self) -> "FaultSettings":
+        if sum(self.rates.values()) > 1:
+            raise ValueError("fault rates add up to more than 1")
+        return self
+
 
 ErrorShape = Callable[[int], Response]  # the provider's error answer for an HTTP status
 

@@ -25,10 +25,11 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from models.money import cents
 from sandbox.gateway.store import Failure, GatewayStore, Merchant, Method, Refusal
+from sandbox.injected import FaultSettings
 from sandbox.qbo.chaos import Fault, FaultPlan
 from sandbox.qbo.wire import dumps, loads
 
@@ -161,23 +162,6 @@ class NewPaymentMethod(BaseModel):
 
 class AchReturn(BaseModel):
     code: str = "R01"
-
-
-class FaultSettings(BaseModel):
-    """A merchant's fault plan: `queued` faults answer its next calls in order (a "drop" waits for the next
-    write), then each call fails at `rates`; timeouts and drops hold the client `hold_seconds`."""
-
-    queued: list[Fault] = []
-    rates: dict[Fault, float] = {}
-    hold_seconds: float = Field(default=35.0, ge=0)
-    latency_seconds: float = Field(default=0.0, ge=0)
-    seed: int | None = None
-
-    @model_validator(mode="after")
-    def _rates_sum(self) -> "FaultSettings":
-        if sum(self.rates.values()) > 1:
-            raise ValueError("fault rates add up to more than 1")
-        return self
 
 
 def _parsed(model: type[T], body: Any) -> T:

@@ -43,8 +43,7 @@ from models.crm_webhooks import sign
 from models.opt_outs import keyword_of
 from models.twilio_signature import SIGNATURE_HEADER, twilio_signature
 from sandbox.delivery import WebhookDelivery
-from sandbox.gateway.app import FaultSettings
-from sandbox.injected import before_work, install, unless_dropped
+from sandbox.injected import FaultSettings, before_work, install, unless_dropped
 from sandbox.messaging.smtp_sink import SmtpSink, email_routes
 from sandbox.qbo.chaos import FaultPlan
 

@@ -33,7 +33,7 @@ from fastapi import APIRouter
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.messages import IDEMPOTENCY_HEADER
 from sandbox.delivery import WebhookDelivery
-from sandbox.gateway.app import FaultSettings
+from sandbox.injected import FaultSettings
 from sandbox.qbo.chaos import Fault, FaultPlan
 from sandbox.serve import free_port
 

@@ -37,8 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from config.settings import Settings, get_settings
-from sandbox.gateway.app import FaultSettings
-from sandbox.injected import ErrorShape, Injected, before_work, install, unless_dropped
+from sandbox.injected import ErrorShape, FaultSettings, Injected, before_work, install, unless_dropped
 from sandbox.qbo.chaos import Fault, FaultPlan
 
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
