@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from models.db import session_scope
+from models.db import as_utc, session_scope
 from models.ledger import CrmSyncCursor, LedgerPayment, ProposalRecord, QboObjectMap
 from models.money import cents
 from models.proposals import ProposalRef, ProposalState, SaveProposalInput
@@ -99,7 +99,7 @@ class LedgerActivities:
     def load_sync_cursor(self, account_id: str) -> datetime | None:
         with Session(self.engine) as session:
             row = session.get(CrmSyncCursor, account_id)
-        return None if row is None else _aware(row.cursor)
+        return None if row is None else as_utc(row.cursor)
 
     @activity.defn
     def save_sync_cursor(self, input: CursorInput) -> None:
@@ -108,14 +108,9 @@ class LedgerActivities:
             row = session.get(CrmSyncCursor, input.account_id)
             if row is None:
                 session.add(CrmSyncCursor(account_id=input.account_id, cursor=input.cursor))
-            elif input.cursor > _aware(row.cursor):
+            elif input.cursor > as_utc(row.cursor):
                 row.cursor, row.updated_at = input.cursor, datetime.now(UTC)
                 session.add(row)
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.save_proposal_record, self.load_proposal_record, self.load_sync_cursor, self.save_sync_cursor]
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

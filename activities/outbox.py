@@ -26,10 +26,10 @@ import httpx
 from sqlalchemy import Engine
 from temporalio.exceptions import ApplicationError
 
+from models.db import as_utc
 from models.messages import SendKind, Sent
 from models.outbox import (
     OutboxMessage,
-    as_utc,
     claim,
     load_outbox,
     mark_sent,

@@ -43,6 +43,7 @@ from bench.noop import NoopWorkflow
 from config.network import NetworkConfig, install_network
 from config.settings import Settings
 from models.crm_credentials import save_crm_credentials
+from models.db import as_utc
 from models.lead_keys import create_lead_key
 from models.lead_receipts import LeadReceipt, Outcome
 from models.leads import LeadChannel
@@ -67,11 +68,6 @@ PROGRESS_EVERY = 15.0
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite gives datetimes back naive; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- the leads ----------------------------------------------------------------------------------------------
@@ -190,7 +186,7 @@ async def light_latency(front_door: str, key: str, engine: Engine, count: int, t
                 with Session(engine) as session:
                     row = session.get(LeadReceipt, receipt_id)
                 if row is not None and row.settled_at is not None:
-                    found.append((aware(row.settled_at) - sent).total_seconds())
+                    found.append((as_utc(row.settled_at) - sent).total_seconds())
                     break
                 await asyncio.sleep(0.01)
     return found
@@ -311,7 +307,7 @@ def latencies(run: Run, engine: Engine) -> dict[str, list[float]]:
     for post in run.posts:
         row = settled.get(post.receipt) if post.receipt is not None else None
         if row is not None and row.settled_at is not None:
-            found[row.outcome].append((aware(row.settled_at) - post.sent_at).total_seconds())
+            found[row.outcome].append((as_utc(row.settled_at) - post.sent_at).total_seconds())
     found["answer"] = [p.answer_seconds for p in run.posts if p.status]
     return found
 
@@ -326,7 +322,7 @@ def spread(values: list[float]) -> str:
 def last_settled(engine: Engine) -> float | None:
     with Session(engine) as session:
         last = session.exec(select(func.max(LeadReceipt.settled_at)).where(LeadReceipt.account_id == ACCOUNT)).one()
-    return aware(last).timestamp() if last is not None else None
+    return as_utc(last).timestamp() if last is not None else None
 
 
 # -- the run ------------------------------------------------------------------------------------------------

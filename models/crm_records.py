@@ -5,6 +5,7 @@ transaction; whoever finds a key claimed by someone else waits for it to be sett
 workflows about one person (the same lead twice at once, or two sources) make one contact, and a retried
 activity finds what an earlier attempt made."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models.db import session_scope
+from models.db import as_utc, session_scope
 
 # A claim unsettled this long is taken to be abandoned (its maker's workflow ended mid-way): another may take it.
 ABANDONED_AFTER = timedelta(minutes=5)
@@ -37,48 +38,54 @@ def known(engine: Engine, account_id: str, keys: list[str]) -> dict[str, CrmReco
         return {row.key: row for row in rows}
 
 
+def _write(engine: Engine, account_id: str, keys: list[str], what: str,
+           change: Callable[[Session, dict[str, CrmRecord]], None]) -> None:
+    """`change` in one transaction, given the keys' rows as they stand; read again and redone when someone else
+    wrote one of the keys in between."""
+    for _ in range(5):
+        rows = known(engine, account_id, keys)
+        try:
+            with session_scope(engine) as session:
+                change(session, rows)
+        except IntegrityError:
+            continue
+        return
+    raise RuntimeError(f"could not {what} {keys}")
+
+
 def claim(engine: Engine, account_id: str, keys: list[str], claimant: str) -> dict[str, CrmRecord]:
     """Claim every key not yet known. The rows of the keys as they stand after: a settled one (its record_id
     set) names the record; an unsettled one claimed by someone else means wait."""
-    for _ in range(5):
-        rows = known(engine, account_id, keys)
+    def take(session: Session, rows: dict[str, CrmRecord]) -> None:
         now = datetime.now(UTC)
-        try:
-            with session_scope(engine) as session:
-                for key in keys:
-                    row = rows.get(key)
-                    if row is None:
-                        session.add(CrmRecord(account_id=account_id, key=key, claimed_by=claimant, claimed_at=now))
-                    elif row.record_id is None and row.claimed_by != claimant and \
-                            _aware(row.claimed_at) < now - ABANDONED_AFTER:
-                        row.claimed_by, row.claimed_at = claimant, now
-                        session.add(row)
-        except IntegrityError:
-            continue  # someone claimed one of the keys in between: look again
-        return known(engine, account_id, keys)
-    raise RuntimeError(f"could not claim {keys} for {claimant}")
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                session.add(CrmRecord(account_id=account_id, key=key, claimed_by=claimant, claimed_at=now))
+            elif (row.record_id is None and row.claimed_by != claimant
+                  and as_utc(row.claimed_at) < now - ABANDONED_AFTER):
+                row.claimed_by, row.claimed_at = claimant, now
+                session.add(row)
+
+    _write(engine, account_id, keys, f"claim for {claimant}", take)
+    return known(engine, account_id, keys)
 
 
 def settle(engine: Engine, account_id: str, keys: list[str], record_id: str, claimant: str,
            data: dict[str, Any] | None = None) -> None:
     """Record the record's id under each key (adding keys not seen before, leaving other records' keys alone)."""
-    for _ in range(5):
-        rows = known(engine, account_id, keys)
-        try:
-            with session_scope(engine) as session:
-                for key in keys:
-                    row = rows.get(key)
-                    if row is None:
-                        session.add(CrmRecord(account_id=account_id, key=key, record_id=record_id, claimed_by=claimant,
-                                              data=data or {}))
-                    elif row.record_id is None or row.record_id == record_id:
-                        row.record_id = record_id
-                        row.data = data if data is not None else row.data
-                        session.add(row)
-        except IntegrityError:
-            continue
-        return
-    raise RuntimeError(f"could not settle {keys} for {claimant}")
+    def record(session: Session, rows: dict[str, CrmRecord]) -> None:
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                session.add(CrmRecord(account_id=account_id, key=key, record_id=record_id, claimed_by=claimant,
+                                      data=data or {}))
+            elif row.record_id is None or row.record_id == record_id:
+                row.record_id = record_id
+                row.data = data if data is not None else row.data
+                session.add(row)
+
+    _write(engine, account_id, keys, f"settle for {claimant}", record)
 
 
 def replace_data(engine: Engine, account_id: str, key: str, version: int, data: dict[str, Any]) -> bool:
@@ -89,8 +96,3 @@ def replace_data(engine: Engine, account_id: str, key: str, version: int, data: 
                                     col(CrmRecord.version) == version)
             .values(data=data, version=version + 1))
         return bool(changed.rowcount)  # type: ignore[attr-defined]
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives datetimes back naive; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

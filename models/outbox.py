@@ -16,11 +16,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; every one stored here is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _utc_column(nullable: bool) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
