@@ -37,16 +37,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 Parser = Callable[[dict[str, Any]], tuple[Lead, str | None]]
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError as error:
-        raise ValueError(f"body is not JSON: {error}") from error
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    return body
-
-
 def _who(body: dict[str, Any]) -> str:
     """Enough of the sender's details to recognise a lead in the monitor, even a malformed one."""
     customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
@@ -102,10 +92,14 @@ async def _path_key(request: Request, key: str, channel: LeadChannel) -> LeadKey
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or 422."""
     try:
-        return _json_object(await request.body())
+        body = json.loads(await request.body() or b"null")
     except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object")
+    return body
 
 
 @router.post("/angi/{key}", responses=RESPONSES, openapi_extra=documented_body(AngiLead))

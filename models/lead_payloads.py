@@ -25,12 +25,20 @@ def _names(name: str | None, first: str | None, last: str | None) -> tuple[str, 
     return split_name(name or "")
 
 
-# -- Angi Leads ---------------------------------------------------------------------------------------------
-class AngiInterview(_Payload):
+class QuestionAnswer(_Payload):
+    """Angi's interview and Thumbtack's request details: what the source asked and what the person said."""
+
     question: str = ""
     answer: str = ""
 
 
+def _details(answers: list[QuestionAnswer], extra: list[tuple[str, str | None]], phone: str | None) -> list[LeadDetail]:
+    """The source's answers, its other fields that were given, and a phone we could not read."""
+    return ([LeadDetail(question=a.question, answer=a.answer) for a in answers]
+            + [LeadDetail(question=q, answer=a) for q, a in extra if a] + _as_given(phone))
+
+
+# -- Angi Leads ---------------------------------------------------------------------------------------------
 class AngiLead(_Payload):
     name: str = Field(min_length=1, max_length=200)
     firstName: str | None = None
@@ -46,7 +54,7 @@ class AngiLead(_Payload):
     taskName: str | None = None
     comments: str | None = None
     leadSource: str | None = None
-    interview: list[AngiInterview] = Field(default=[], max_length=200)
+    interview: list[QuestionAnswer] = Field(default=[], max_length=200)
     fee: str | None = None
 
     def to_lead(self) -> Lead:
@@ -56,8 +64,7 @@ class AngiLead(_Payload):
                     email=self.email, phone=self.primaryPhone, address=self.address or "", city=self.city or "",
                     state=self.stateProvince or "", zip=self.postalCode or "", smsok=True,
                     summary=self.taskName or "", comments=self.comments or "",
-                    details=[LeadDetail(question=i.question, answer=i.answer) for i in self.interview]
-                    + [LeadDetail(question=q, answer=a) for q, a in extra if a] + _as_given(self.primaryPhone))
+                    details=_details(self.interview, extra, self.primaryPhone))
 
 
 # -- Thumbtack (the legacy lead JSON) ------------------------------------------------------------------------
@@ -69,11 +76,6 @@ class ThumbtackLocation(_Payload):
     zipCode: str | None = None
 
 
-class ThumbtackDetail(_Payload):
-    question: str = ""
-    answer: str = ""
-
-
 class ThumbtackRequest(_Payload):
     requestID: str | None = None
     category: str | None = None
@@ -83,7 +85,7 @@ class ThumbtackRequest(_Payload):
     schedule: str | None = None
     location: ThumbtackLocation = ThumbtackLocation()
     travelPreferences: str | None = None
-    details: list[ThumbtackDetail] = Field(default=[], max_length=200)
+    details: list[QuestionAnswer] = Field(default=[], max_length=200)
 
 
 class ThumbtackCustomer(_Payload):
@@ -120,8 +122,7 @@ class ThumbtackLead(_Payload):
                     address=" ".join(p for p in (where.address1, where.address2) if p), city=where.city or "",
                     state=where.state or "", zip=where.zipCode or "", summary=request.title or "",
                     comments=request.description or "",
-                    details=[LeadDetail(question=d.question, answer=d.answer) for d in request.details]
-                    + [LeadDetail(question=q, answer=a) for q, a in extra if a] + _as_given(self.customer.phone))
+                    details=_details(request.details, extra, self.customer.phone))
 
 
 # -- web forms and Zapier -----------------------------------------------------------------------------------

@@ -110,7 +110,6 @@ class LeadIntakeWorkflow:
                            note_id=note_id, enrollment=enrollment)
 
 
-
 async def settle(settled: ReceiptSettled) -> None:
     """The API monitor's receipt: what became of the lead or the email."""
     await workflow.execute_activity_method(
