@@ -1,14 +1,15 @@
 """Outgoing webhooks from the sandboxes: POSTed from a background thread, retried with backoff until the
 receiver answers 2xx, as real services do."""
 
+import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from typing import Any
 
 import httpx
 
-Signer = Callable[[bytes], dict[str, str]]
+from models.crm_webhooks import SIGNATURE_HEADER, sign
 
 
 class WebhookDelivery:
@@ -21,6 +22,18 @@ class WebhookDelivery:
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         self._queue.put((url, body, headers))
+
+    def delivered_json(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Every JSON webhook delivered so far (to `url` only, when given), oldest first, with the receiver's
+        final answer (0: none)."""
+        return [{"url": to, "status": status, "body": json.loads(body)}
+                for to, body, status in list(self.delivered) if url is None or to == url]
+
+    def send_signed(self, url: str, payload: dict[str, Any], secret: str) -> None:
+        """JSON signed as the CRM signs its webhooks (`X-Ledgerflow-Signature`): what the CRM, the inbound-mail
+        relay and the capture relay send Ledgerflow."""
+        body = json.dumps(payload).encode()
+        self.send(url, body, {SIGNATURE_HEADER: sign(secret, body), "Content-Type": "application/json"})
 
     def _run(self) -> None:
         while True:

@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from models.crm_webhooks import SIGNATURE_HEADER, sign
 from sandbox.crm.store import Account, CrmStore, now_iso
 from sandbox.delivery import WebhookDelivery
 
@@ -287,10 +286,9 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         """POST `{webhook_url}/{event}`, signed with the account's webhook secret, retried until answered."""
         if not account.webhook_url or not account.webhook_secret:
             return
-        body = json.dumps({"event_id": str(uuid.uuid4()), "account_id": account.account_id,
-                           "occurred_at": now_iso(), **payload}).encode()
-        delivery.send(f"{account.webhook_url.rstrip('/')}/{event}", body,
-                      {SIGNATURE_HEADER: sign(account.webhook_secret, body), "Content-Type": "application/json"})
+        delivery.send_signed(f"{account.webhook_url.rstrip('/')}/{event}",
+                             {"event_id": str(uuid.uuid4()), "account_id": account.account_id,
+                              "occurred_at": now_iso(), **payload}, account.webhook_secret)
 
     def notify_step_change(account: Account, contact: dict[str, Any], step_name: str,
                            proposal: dict[str, Any] | None) -> None:
@@ -401,6 +399,6 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     @app.get("/admin/webhooks")
     def admin_webhooks() -> list[dict[str, Any]]:
         """Every webhook delivered so far, with the receiver's final answer."""
-        return [{"url": url, "status": status, "body": json.loads(body)} for url, body, status in delivery.delivered]
+        return delivery.delivered_json()
 
     return app

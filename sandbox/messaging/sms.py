@@ -23,7 +23,6 @@ inbound call takes a `url` to use instead of the configured one (tests run the A
 
 import base64
 import binascii
-import json
 import math
 import re
 import secrets
@@ -38,8 +37,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.settings import get_settings
-from models.crm_webhooks import SIGNATURE_HEADER as EMAIL_SIGNATURE_HEADER
-from models.crm_webhooks import sign
 from models.opt_outs import keyword_of
 from models.twilio_signature import SIGNATURE_HEADER, twilio_signature
 from sandbox.delivery import WebhookDelivery
@@ -295,9 +292,7 @@ def create_app(store: SmsStore | None = None, sink: SmtpSink | None = None, inbo
             store.inbound_emails.append(email)
         url = inbound.url or inbound_email_url
         if url:
-            raw = json.dumps(email).encode()
-            delivery.send(url, raw, {"Content-Type": "application/json",
-                                     EMAIL_SIGNATURE_HEADER: sign(email_secret, raw)})
+            delivery.send_signed(url, email, email_secret)
         return {**email, "webhook_url": url}
 
     @app.get("/admin/deliveries")

@@ -16,7 +16,6 @@ Whatever is taken is forwarded, a "drop" too: the server took it, as a real one 
 
 import asyncio
 import itertools
-import json
 import re
 import threading
 from datetime import UTC, datetime
@@ -30,7 +29,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import APIRouter
 
-from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.messages import IDEMPOTENCY_HEADER
 from sandbox.delivery import WebhookDelivery
 from sandbox.injected import FaultSettings
@@ -177,14 +175,12 @@ class SmtpSink:
         body = captured_mail(email, message)
         if not any(a.rpartition("@")[2].lower() == domain for a in [*body["recipients"], *body["to"], *body["cc"]]):
             return None
-        raw = json.dumps(body).encode()
-        self.delivery.send(url, raw, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, raw)})
+        self.delivery.send_signed(url, body, secret)
         return url
 
     def captures(self) -> list[dict[str, Any]]:
         """Each capture posted so far (its retries over): URL, final status (0: no answer), body."""
-        return [{"url": url, "status": status, "body": json.loads(body)}
-                for url, body, status in list(self.delivery.delivered) if url == self.capture_url]
+        return self.delivery.delivered_json(self.capture_url) if self.capture_url else []
 
     def messages(self, to: str | None = None, idempotency_key: str | None = None) -> list[dict[str, Any]]:
         """Every message taken, oldest first (to one envelope recipient, carrying one key)."""
