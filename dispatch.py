@@ -11,13 +11,20 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from models import search_attributes as sa
 from models.accounts import Franchisee
+from models.autopay_cycles import AutopayCycleInput, AutopayCycleResult, autopay_workflow_id
+from models.collections import CollectionResult, CollectPayment, collection_workflow_id
 from models.db import get_engine
 from models.enrollments import EnrollmentInput, SalesCycleChanged, plan_workflow_id
 from models.leads import EmailCaptureInput, LeadDelivery, LeadIntakeInput, email_workflow_id, lead_workflow_id
@@ -38,6 +45,7 @@ from models.proposals import (
 )
 from models.reconcile import ReconcileInput, ReconcileResult, reconcile_workflow_id
 from models.royalty import RoyaltyRunInput, RoyaltyRunResult, RoyaltyTimeouts, royalty_run_id
+from models.scheduled_payments import ScheduledPaymentState, SchedulePayment, scheduled_workflow_id
 
 log = logging.getLogger("ledgerflow.dispatch")
 
@@ -301,3 +309,59 @@ async def send_captured_email(client: Client, franchisor_id: str, task_queue: st
                                                  SearchAttributePair(sa.FRANCHISOR, franchisor_id)]),
         static_summary=f"Email from {input.mail.sender_address}: {input.mail.subject[:80]}")
     return Dispatched("accepted", workflow_id=workflow_id, run_id=handle.result_run_id)
+
+
+# -- payments ---------------------------------------------------------------------------------------------
+async def _start_once(client: Client, workflow: str, input: Any, workflow_id: str, result_type: type,
+                      task_queue: str, attributes: list[SearchAttributePair[str]],
+                      summary: str) -> WorkflowHandle[Any, Any]:
+    """Start a workflow whose id is the caller's idempotency key: the same key again, while it runs or after
+    it ended, gets the first run (and its result), never a second one."""
+    try:
+        return await client.start_workflow(
+            workflow, input, id=workflow_id, task_queue=task_queue, result_type=result_type,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(attributes), static_summary=summary)
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id, result_type=result_type)
+
+
+def _payment_attributes(franchisee: Franchisee, proposal_id: str, stage: str) -> list[SearchAttributePair[str]]:
+    return [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
+            SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id),
+            SearchAttributePair(sa.PROPOSAL_ID, proposal_id), SearchAttributePair(sa.STAGE, stage)]
+
+
+async def start_collection(client: Client, settings: Settings, franchisee: Franchisee,
+                           request: CollectPayment) -> WorkflowHandle[Any, CollectionResult]:
+    """Collect a payment once per idempotency key: a double submit joins (or reads) the first collection."""
+    request = request.model_copy(update={"ach_poll_interval_seconds": settings.ach_poll_interval.total_seconds()})
+    return await _start_once(
+        client, "PaymentCollectionWorkflow", request,
+        collection_workflow_id(franchisee.account_id, request.collection_key), CollectionResult,
+        settings.task_queue, _payment_attributes(franchisee, request.proposal_id, "reserved"),
+        f"Collect {request.amount} (+{request.tip} tip) by {request.method} for proposal {request.proposal_id}")
+
+
+async def start_scheduled_payment(client: Client, settings: Settings, franchisee: Franchisee,
+                                  request: SchedulePayment) -> WorkflowHandle[Any, ScheduledPaymentState]:
+    request = request.model_copy(update={"ach_poll_interval_seconds": settings.ach_poll_interval.total_seconds()})
+    return await _start_once(
+        client, "ScheduledPaymentWorkflow", request,
+        scheduled_workflow_id(franchisee.account_id, request.schedule_id), ScheduledPaymentState,
+        settings.task_queue, _payment_attributes(franchisee, request.proposal_id, "scheduled"),
+        f"Pay up to {request.amount} on {request.pay_on} for proposal {request.proposal_id}")
+
+
+async def start_autopay_cycle(client: Client, settings: Settings, franchisee: Franchisee,
+                              cycle_date: date) -> WorkflowHandle[Any, AutopayCycleResult]:
+    """Run the account's autopay for a date now; a cycle of that date already run answers with its result."""
+    input = AutopayCycleInput(account_id=franchisee.account_id, cycle_date=cycle_date,
+                              ach_poll_interval_seconds=settings.ach_poll_interval.total_seconds())
+    return await _start_once(
+        client, "AutopayCycleWorkflow", input, autopay_workflow_id(franchisee.account_id, cycle_date),
+        AutopayCycleResult, settings.task_queue,
+        [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
+         SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id)],
+        f"Autopay of {franchisee.name} for {cycle_date}")

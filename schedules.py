@@ -23,9 +23,12 @@ from temporalio.client import (
 
 from config.settings import Settings
 from dispatch import royalty_timeouts
-from models.accounts import Franchisor
+from models.accounts import Franchisee, Franchisor
+from models.autopay_cycles import AutopayCycleInput, autopay_schedule_id
+from models.payment_settings import PaymentSettings
 from models.reconcile import ReconcileInput, reconcile_workflow_id
 from models.royalty import NightlyRoyaltyInput, nightly_royalty_id
+from workflows.autopay_cycle import AutopayCycleWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
@@ -67,6 +70,25 @@ def royalty_schedule(settings: Settings, franchisor: Franchisor) -> Schedule:
     )
 
 
+def autopay_schedule(settings: Settings, franchisee: Franchisee) -> Schedule:
+    """Every day at the account's autopay time, local. Each run pays what its day's plan finds still due; a run
+    still going when the next is due makes the next wait, so two never charge side by side."""
+    at = PaymentSettings.model_validate(franchisee.payments).autopay_time
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            AutopayCycleWorkflow.run, AutopayCycleInput(account_id=franchisee.account_id,
+                                                        ach_poll_interval_seconds=settings.ach_poll_interval
+                                                        .total_seconds()),
+            id=autopay_schedule_id(franchisee.account_id), task_queue=settings.task_queue,
+            static_summary=f"Autopay of {franchisee.name}"),
+        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(at.hour)],
+                                                          minute=[ScheduleRange(at.minute)],
+                                                          second=[ScheduleRange(0)], comment="daily autopay")],
+                          time_zone_name=franchisee.time_zone),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.BUFFER_ONE, catchup_window=timedelta(hours=12)),
+    )
+
+
 async def _install(client: Client, schedule_id: str, schedule: Schedule) -> Installed:
     try:
         await client.create_schedule(schedule_id, schedule)
@@ -86,3 +108,7 @@ async def install_reconcile_schedule(client: Client, settings: Settings, account
 
 async def install_royalty_schedule(client: Client, settings: Settings, franchisor: Franchisor) -> Installed:
     return await _install(client, nightly_royalty_id(franchisor.id), royalty_schedule(settings, franchisor))
+
+
+async def install_autopay_schedule(client: Client, settings: Settings, franchisee: Franchisee) -> Installed:
+    return await _install(client, autopay_schedule_id(franchisee.account_id), autopay_schedule(settings, franchisee))

@@ -31,22 +31,32 @@ from dispatch import (
     send_payment_voided,
     send_proposal_changed,
     send_sales_cycle_change,
+    start_autopay_cycle,
+    start_collection,
     start_reconcile,
     start_royalty_run,
+    start_scheduled_payment,
 )
 from models import royalty_dates
 from models.accounts import Franchisee, Franchisor
 from models.api_keys import create_api_key, list_api_keys, revoke_api_key
 from models.audit import QboAuditLog
+from models.autopay import AutopayConfig
+from models.autopay_configs import ConfigLocked, replace_configs
+from models.collections import CollectionStatus, CollectPayment
 from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
 from models.enrollments import CancelEnrollment, EnrollmentState, PlanPreview, PreviewInput, plan_workflow_id
+from models.gateway_credentials import save_gateway_credentials
+from models.gateway_webhooks import webhook_path
 from models.lead_keys import create_lead_key, list_lead_keys, revoke_lead_key
 from models.lead_receipts import Outcome, receipts
 from models.leads import LeadChannel
+from models.ledger import LedgerInvoice, LedgerPayment
 from models.money import cents
 from models.outbox import OutboxMessage
+from models.payment_settings import PaymentSettings
 from models.plan_enrollments import PlanEnrollment, ever_enrolled
 from models.proposals import (
     CrmContact,
@@ -60,10 +70,14 @@ from models.proposals import (
     proposal_workflow_id,
 )
 from models.qbo_connection import save_connection
+from models.receivables import customer_balance, open_invoices, proposal_for_invoice
 from models.royalty_ledger import RoyaltyCharge, RoyaltyItem
+from models.scheduled_payments import Reschedule, SchedulePayment, scheduled_workflow_id
+from models.time_zones import local_today
 from sandbox.crm.admin import CrmSandboxAdmin
+from sandbox.gateway.admin import GatewaySandboxAdmin
 from sandbox.qbo.admin import connect_company, list_objects, sandbox_root
-from schedules import install_reconcile_schedule, install_royalty_schedule
+from schedules import install_autopay_schedule, install_reconcile_schedule, install_royalty_schedule
 from workflows.proposal import ProposalWorkflow
 
 
@@ -175,16 +189,20 @@ async def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_schedules_install(settings: Settings, _args: argparse.Namespace) -> int:
-    """Install or update the reconciliation schedule of every franchisee and the nightly royalty of every
-    franchisor."""
+    """Install or update the reconciliation and autopay schedules of every franchisee and the nightly royalty
+    of every franchisor."""
     client = await connect(settings)
     with Session(_engine(settings)) as session:
-        accounts = session.exec(select(Franchisee.account_id)).all()
+        franchisees = session.exec(select(Franchisee)).all()
         franchisors = session.exec(select(Franchisor)).all()
-    for account_id in accounts:
-        installed = await install_reconcile_schedule(client, settings, account_id)
+    for franchisee in franchisees:
+        installed = await install_reconcile_schedule(client, settings, franchisee.account_id)
         print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
               f"(every {settings.reconcile_every})")
+        installed = await install_autopay_schedule(client, settings, franchisee)
+        print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
+              f"(daily at {PaymentSettings.model_validate(franchisee.payments).autopay_time} "
+              f"{franchisee.time_zone})")
     for franchisor in franchisors:
         installed = await install_royalty_schedule(client, settings, franchisor)
         print(f"{'created' if installed.created else 'updated'} schedule {installed.schedule_id} "
@@ -376,6 +394,7 @@ def _add_plan_commands(commands: Any) -> None:
 DEMO_ACCOUNT = "acme-austin"
 DEMO_NUMBER = "P-9001"
 DEMO_PLAN = "estimate-follow-up"
+DEMO_PAY_NUMBER = "P-9002"
 DEMO_DEPOSIT_AGE = 5  # days: past the royalty's 3-day wait by last night's run
 DEMO_LINES = [
     {"product": "Gutter Cleaning", "description": "Two-storey home, front and back", "quantity": "1",
@@ -398,6 +417,11 @@ def _connect_demo_network(settings: Settings, engine: Any, crm: CrmSandboxAdmin)
             webhook_secret=settings.crm_webhook_secrets[franchisee.account_id].get_secret_value(),
             royalty_rate=str(franchisee.royalty_rate), marketing_rate=str(franchisee.marketing_rate))
         save_crm_credentials(engine, franchisee.account_id, account["access_token"], account["web_key"])
+        gateway = GatewaySandboxAdmin(settings.gateway_api_url)
+        merchant = gateway.create_merchant(franchisee.name, franchisee.account_id)  # an existing one keeps its key
+        gateway.set_settings(merchant["id"], surcharge_rate="3.0" if franchisee.payments.fee == "surcharge" else "0",
+                             webhook_url=settings.api_url + webhook_path(settings, franchisee.account_id))
+        save_gateway_credentials(engine, franchisee.account_id, merchant["api_key"])
 
 
 async def play_demo(settings: Settings) -> bool:
@@ -580,7 +604,78 @@ async def _play_job_complete(settings: Settings, engine: Any, client: Client, co
     print(f"\nDemo {'VERIFIED' if ok else 'FAILED'}: {len(invoices)} invoice(s) linked to the estimate, "
           f"{len(payments)} payment(s) applied, balance {cents(str(invoices[0]['Balance'])) if invoices else '-'} "
           f"(expected 1, 2 and 0.00).")
-    return ok and await _play_royalty(settings, engine, client, proposal_id) and await _play_lead(settings, engine)
+    return (ok and await _play_royalty(settings, engine, client, proposal_id) and await _play_lead(settings, engine)
+            and await _play_collection(settings, engine, client))
+
+
+async def _play_collection(settings: Settings, engine: Any, client: Client) -> bool:
+    """Riley Park's job, invoiced, then $150.00 with a $20.00 tip taken by card through the gateway and
+    submitted twice (a double click): one charge, one CRM payment, one QBO payment applied; Austin adds its
+    3% convenience fee on the amount. A demo run again finds the payment made under the same idempotency key."""
+    print(f"\n== Demo: Riley Park's proposal {DEMO_PAY_NUMBER} invoiced, then paid by card, clicked twice ==")
+    crm = CrmSandboxAdmin(settings.crm_api_url)
+    with crm_client_for(settings, engine, DEMO_ACCOUNT) as api:
+        contact = api.find_contact(email="riley.park@example.com") or crm.create_contact(
+            DEMO_ACCOUNT, firstName="Riley", lastName="Park", email="riley.park@example.com", phone="5125550177")
+        contact_id = str(contact["client_id"])
+        proposal = next((p for p in api.proposals(client_id=contact_id) if p["proposal_number"] == DEMO_PAY_NUMBER),
+                        None) or crm.create_proposal(DEMO_ACCOUNT, contact_id, DEMO_LINES, DEMO_PAY_NUMBER)
+    proposal_id = str(proposal["proposal_id"])
+    for step in ("Proposal Sent", "Job Complete"):
+        crm.move_step(DEMO_ACCOUNT, contact_id, step, proposal_id)
+    invoiced = await _demo_wait(lambda: _saved_invoice(engine, proposal_id), seconds=90)
+    if invoiced is None:
+        print(f"Payment FAILED: proposal {DEMO_PAY_NUMBER} was never invoiced")
+        return False
+    print(f"  QBO invoice {invoiced.invoice_id}: #{invoiced.number} for {invoiced.total}, customer "
+          f"{invoiced.customer_id}")
+
+    gateway = GatewaySandboxAdmin(settings.gateway_api_url)
+    card = next((m for m in gateway.merchant(DEMO_ACCOUNT)["payment_methods"]
+                 if m["person_name"] == "Riley Park" and m["method"] == "card"), None) or gateway.add_payment_method(
+        DEMO_ACCOUNT, "card", "Riley Park")
+    body = {"proposal_id": proposal_id, "payment_method_id": card["id"], "method": "card", "amount": "150.00",
+            "tip": "20.00"}
+    key = f"demo-{DEMO_PAY_NUMBER}-card"
+    async with httpx.AsyncClient(base_url=settings.api_url, timeout=60,
+                                 headers={"X-API-Key": create_api_key(engine, DEMO_ACCOUNT, "demo")}) as http:
+        answers = await asyncio.gather(*[http.post(f"/accounts/{DEMO_ACCOUNT}/payments", json=body,
+                                                   headers={"Idempotency-Key": key}) for _ in range(2)])
+        for answer in answers:
+            print(f"  POST /accounts/{DEMO_ACCOUNT}/payments (Idempotency-Key: {key}) -> {answer.status_code} "
+                  f"{answer.json().get('status')} {answer.json().get('transaction_id')}")
+        await _demo_wait(lambda: _all_applied(engine, proposal_id), seconds=90)
+        balance = (await http.get(f"/accounts/{DEMO_ACCOUNT}/customers/{invoiced.customer_id}/balance")).json()
+    charges = [c for c in gateway.charges(DEMO_ACCOUNT, card["id"]) if c["idempotency_id"].endswith(f":{key}")]
+    payments = [p for p in list_objects(settings.qbo_api_url, invoiced.realm_id, "Payment")
+                if p["CustomerRef"]["value"] == invoiced.customer_id and cents(str(p["TotalAmt"])) > 0]
+    for charge in charges:
+        print(f"    Gateway charge {charge['id']}: {charge['total']} (card), idempotency id {charge['idempotency_id']}")
+    for payment in payments:
+        print(f"    QBO payment {payment['Id']}: {cents(str(payment['TotalAmt']))}, unapplied "
+              f"{cents(str(payment['UnappliedAmt']))}")
+    print(f"    Balance of customer {invoiced.customer_id}: {balance['total_balance']} "
+          f"({balance['open_invoices']} open invoice(s))")
+    paid = Decimal("174.50")  # 150.00 + 20.00 tip + 4.50 (3% of 150.00)
+    ok = (all(a.status_code == 200 for a in answers) and len({a.json()["transaction_id"] for a in answers}) == 1
+          and len(charges) == 1 and cents(str(charges[0]["total"])) == paid and len(payments) == 1
+          and cents(balance["total_balance"]) == invoiced.total - paid)
+    print(f"\nPayment {'VERIFIED' if ok else 'FAILED'}: {len(charges)} charge(s) of {paid} and {len(payments)} QBO "
+          f"payment(s) for 2 submits; balance {balance['total_balance']} (expected 1, 1 and "
+          f"{invoiced.total - paid}).")
+    return ok
+
+
+def _saved_invoice(engine: Any, proposal_id: str) -> LedgerInvoice | None:
+    with Session(engine) as session:
+        return session.get(LedgerInvoice, (DEMO_ACCOUNT, proposal_id))
+
+
+def _all_applied(engine: Any, proposal_id: str) -> bool:
+    with Session(engine) as session:
+        rows = session.exec(select(LedgerPayment).where(LedgerPayment.account_id == DEMO_ACCOUNT,
+                                                        LedgerPayment.proposal_id == proposal_id)).all()
+    return bool(rows) and all(r.applied_to_invoice is not None for r in rows)
 
 
 async def _play_royalty(settings: Settings, engine: Any, client: Client, proposal_id: str) -> bool:
@@ -799,6 +894,164 @@ def _add_lead_commands(commands: Any) -> None:
     monitor.set_defaults(run=cmd_leads_monitor)
 
 
+# -- payments ---------------------------------------------------------------------------------------------
+def _payment_proposal(settings: Settings, args: argparse.Namespace) -> str:
+    """--proposal, or the proposal --invoice was made from."""
+    if args.proposal:
+        return str(args.proposal)
+    with Session(_engine(settings)) as session:
+        proposal_id = proposal_for_invoice(session, args.account, args.invoice)
+    if proposal_id is None:
+        sys.exit(f"no invoice {args.invoice!r} in account {args.account!r} (has its proposal been invoiced?)")
+    return proposal_id
+
+
+async def cmd_pay(settings: Settings, args: argparse.Namespace) -> int:
+    """Collect a payment now, once per --key: the same key again prints the first payment's outcome."""
+    franchisee = _franchisee(settings, args.account)
+    request = CollectPayment(account_id=args.account, collection_key=args.key,
+                             proposal_id=_payment_proposal(settings, args), payment_method_id=args.payment_method,
+                             method=args.method, amount=args.amount, tip=args.tip, note=args.note)
+    handle = await start_collection(await connect(settings), settings, franchisee, request)
+    result = await handle.result()
+    print(result.model_dump_json(indent=2))
+    return 0 if result.status == CollectionStatus.CHARGED else 4
+
+
+async def cmd_payments_schedule(settings: Settings, args: argparse.Namespace) -> int:
+    franchisee = _franchisee(settings, args.account)
+    payments = PaymentSettings.model_validate(franchisee.payments)
+    request = SchedulePayment(account_id=args.account, schedule_id=args.id,
+                              proposal_id=_payment_proposal(settings, args), payment_method_id=args.payment_method,
+                              method=args.method, amount=args.amount, pay_on=args.on,
+                              charge_at=payments.charge_at(args.on, franchisee.time_zone))
+    handle = await start_scheduled_payment(await connect(settings), settings, franchisee, request)
+    print(f"scheduled {handle.id}: up to {args.amount} on {args.on} at {payments.scheduled_payment_time} "
+          f"{franchisee.time_zone}")
+    return 0
+
+
+async def cmd_payments_reschedule(settings: Settings, args: argparse.Namespace) -> int:
+    franchisee = _franchisee(settings, args.account)
+    payments = PaymentSettings.model_validate(franchisee.payments)
+    handle = (await connect(settings)).get_workflow_handle(scheduled_workflow_id(args.account, args.id))
+    await handle.signal("reschedule", Reschedule(pay_on=args.on, charge_at=payments.charge_at(
+        args.on, franchisee.time_zone), amount=args.amount))
+    print(f"rescheduled {handle.id} to {args.on}")
+    return 0
+
+
+async def cmd_payments_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    handle = (await connect(settings)).get_workflow_handle(scheduled_workflow_id(args.account, args.id))
+    await handle.signal("cancel")
+    print(f"cancelled {handle.id}")
+    return 0
+
+
+def cmd_balance(settings: Settings, args: argparse.Namespace) -> int:
+    """A QBO customer's balance and open invoices, from the ledger."""
+    franchisee = _franchisee(settings, args.account)
+    today = local_today(franchisee.time_zone)
+    with Session(_engine(settings)) as session:
+        balance = customer_balance(session, args.account, args.customer, today)
+        invoices = open_invoices(session, args.account, args.customer)
+    print(f"customer {args.customer}: balance {balance.total_balance}, past due {balance.total_past_due}, "
+          f"{balance.open_invoices} open (oldest {balance.oldest_invoice or '-'}), "
+          f"unapplied credit {balance.unapplied_credit}")
+    _print_table(["invoice", "number", "issued", "due", "amount due", "autopay"],
+                 [[i.invoice_id, i.number, str(i.issued_on), str(i.due_on), str(i.amount_due),
+                   "excluded" if i.excluded else "yes"] for i in invoices])
+    return 0
+
+
+async def cmd_autopay_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run an account's autopay cycle for a day now (today, local, unless --date)."""
+    franchisee = _franchisee(settings, args.account)
+    day = args.date or local_today(franchisee.time_zone)
+    result = await (await start_autopay_cycle(await connect(settings), settings, franchisee, day)).result()
+    _print_table(["invoice", "configuration", "status", "charged"],
+                 [[o.invoice_number, o.config_id, o.result.status.value, str(o.result.charged)]
+                  for o in result.outcomes])
+    return 0
+
+
+def cmd_autopay_set(settings: Settings, args: argparse.Namespace) -> int:
+    """Replace a customer's autopay configurations with those in a JSON file (a list)."""
+    configs = [AutopayConfig.model_validate(c) for c in json.loads(Path(args.file).read_text())]
+    try:
+        saved = replace_configs(_engine(settings), args.account, args.customer, configs,
+                                "customer" if args.as_customer else "staff")
+    except (ValueError, ConfigLocked) as refused:
+        sys.exit(f"refused: {refused}")
+    print(f"{len(saved)} autopay configuration(s) for customer {args.customer}: "
+          f"{', '.join(c.id for c in saved) or 'none'}")
+    return 0
+
+
+def cmd_gateway_connect(settings: Settings, args: argparse.Namespace) -> int:
+    """Store an account's gateway API key (encrypted) and print the webhook URL to give the gateway."""
+    _franchisee(settings, args.account)
+    save_gateway_credentials(_engine(settings), args.account, args.api_key)
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    print(f"gateway key stored for {args.account}; webhook URL: {api}{webhook_path(settings, args.account)}")
+    return 0
+
+
+def _add_payment_commands(commands: Any) -> None:
+    def target(command: Any) -> None:
+        command.add_argument("--account", required=True)
+        which = command.add_mutually_exclusive_group(required=True)
+        which.add_argument("--proposal")
+        which.add_argument("--invoice", help="a QBO invoice id: the payment is for its proposal")
+        command.add_argument("--method", choices=["card", "bank"], required=True)
+        command.add_argument("--payment-method", required=True, help="the gateway's payment method id")
+        command.add_argument("--amount", type=Decimal, required=True)
+
+    pay = commands.add_parser("pay", help="collect a payment through the gateway now")
+    target(pay)
+    pay.add_argument("--key", required=True, help="the idempotency key: the same key never charges twice")
+    pay.add_argument("--tip", type=Decimal, default=Decimal("0"))
+    pay.add_argument("--note")
+    pay.set_defaults(run=cmd_pay)
+    payments = commands.add_parser("payments", help="scheduled payments").add_subparsers(dest="sub", required=True)
+    schedule = payments.add_parser("schedule", help="pay up to --amount on a date (less when less is due)")
+    target(schedule)
+    schedule.add_argument("--id", required=True)
+    schedule.add_argument("--on", type=date.fromisoformat, required=True)
+    schedule.set_defaults(run=cmd_payments_schedule)
+    reschedule = payments.add_parser("reschedule", help="move a scheduled payment (and its amount)")
+    reschedule.add_argument("--account", required=True)
+    reschedule.add_argument("--id", required=True)
+    reschedule.add_argument("--on", type=date.fromisoformat, required=True)
+    reschedule.add_argument("--amount", type=Decimal)
+    reschedule.set_defaults(run=cmd_payments_reschedule)
+    cancel = payments.add_parser("cancel", help="cancel a scheduled payment")
+    cancel.add_argument("--account", required=True)
+    cancel.add_argument("--id", required=True)
+    cancel.set_defaults(run=cmd_payments_cancel)
+
+    balance = commands.add_parser("balance", help="a customer's balance and open invoices")
+    balance.add_argument("--account", required=True)
+    balance.add_argument("--customer", required=True, help="the QBO customer id")
+    balance.set_defaults(run=cmd_balance)
+    autopay = commands.add_parser("autopay", help="autopay").add_subparsers(dest="sub", required=True)
+    run = autopay.add_parser("run", help="run an account's autopay cycle now")
+    run.add_argument("--account", required=True)
+    run.add_argument("--date", type=date.fromisoformat)
+    run.set_defaults(run=cmd_autopay_run)
+    configure = autopay.add_parser("set", help="replace a customer's autopay configurations from a JSON file")
+    configure.add_argument("--account", required=True)
+    configure.add_argument("--customer", required=True)
+    configure.add_argument("--file", required=True)
+    configure.add_argument("--as-customer", action="store_true", help="as the customer: locked ones stay")
+    configure.set_defaults(run=cmd_autopay_set)
+    gateway = commands.add_parser("gateway", help="the payment gateway").add_subparsers(dest="sub", required=True)
+    connect_gateway = gateway.add_parser("connect", help="store an account's gateway API key")
+    connect_gateway.add_argument("--account", required=True)
+    connect_gateway.add_argument("--api-key", required=True)
+    connect_gateway.set_defaults(run=cmd_gateway_connect)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -851,7 +1104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedules = commands.add_parser("schedules", help="Temporal schedules").add_subparsers(dest="sub", required=True)
     schedules_install = schedules.add_parser(
-        "install", help="install or update every account's reconciliation and every franchisor's nightly royalty")
+        "install", help="install or update every account's reconciliation and autopay, every franchisor's royalty")
     schedules_install.set_defaults(run=cmd_schedules_install)
 
     royalty = commands.add_parser("royalty", help="royalty runs").add_subparsers(dest="sub", required=True)
@@ -873,6 +1126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_key_and_audit_commands(commands)
     _add_plan_commands(commands)
     _add_lead_commands(commands)
+    _add_payment_commands(commands)
 
     demo = commands.add_parser("demo", help="play the demo scenario against a running stack")
     demo.set_defaults(run=cmd_demo)

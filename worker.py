@@ -9,7 +9,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.action_plans import ActionPlanActivities
-from activities.crm import CrmActivities
+from activities.autopay import AutopayActivities
+from activities.collections import CollectionActivities
+from activities.crm import CrmActivities, CrmPaymentActivities
 from activities.gateway import GatewayActivities
 from activities.leads import LeadActivities
 from activities.ledger import LedgerActivities
@@ -23,18 +25,23 @@ from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.settings import Settings, get_settings
 from config.temporal import connect
 from models.db import create_tables, get_engine
+from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
+from workflows.autopay_cycle import AutopayCycleWorkflow
 from workflows.email_capture import EmailCaptureWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
+from workflows.payment_collection import PaymentCollectionWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
+from workflows.scheduled_payment import ScheduledPaymentWorkflow
 
 WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow,
-             ActionPlanWorkflow, PlanPreviewWorkflow, LeadIntakeWorkflow, EmailCaptureWorkflow]
+             ActionPlanWorkflow, PlanPreviewWorkflow, LeadIntakeWorkflow, EmailCaptureWorkflow,
+             PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow]
 
 
 class PlansInvalid(Exception):
@@ -57,6 +64,9 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         *RoyaltyLedgerActivities(engine).activities(),
         *CrmActivities(settings, engine).activities(),
         *GatewayActivities(engine, settings).activities(),
+        *CollectionActivities(engine).activities(),
+        *CrmPaymentActivities(settings, engine).activities(),
+        *AutopayActivities(engine).activities(),
         *ActionPlanActivities(settings, engine).activities(),
         *PlanFeedActivities(client, settings, engine).activities(),
         *MessagingActivities(engine, settings).activities(),

@@ -9,9 +9,10 @@ ClientTether's style so that only this module changes when the real ones are kno
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import Engine
@@ -22,11 +23,13 @@ from temporalio.exceptions import ApplicationError
 from activities.tls import TLS
 from config.settings import Settings
 from models.accounts import Franchisee
+from models.collections import RecordCollectedPayment, VoidCollectedPayment
 from models.crm_credentials import load_crm_credentials
 from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, ProposalSynced, stage_for_step
 from models.reconcile import CrmChangesPage, ReadChangesInput
 
 PAGE = 100
+VoidKind = Literal["void", "refund", "return"]  # "return": an ACH debit the bank returned
 
 
 class CrmError(Exception):
@@ -62,20 +65,21 @@ class CrmClient:
         self.close()
 
     def _call(self, method: str, call: str, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], int]:
-        """One API call: the envelope's rows and TotalRecord."""
-        for attempt in range(self.retries + 1):
+              body: dict[str, Any] | None = None, retries: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """One API call: the envelope's rows and TotalRecord. `retries` overrides the client's own."""
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
                 response = self._http.request(method, call, params=params, json=body)
             except httpx.TransportError as error:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise CrmUnavailable(f"CRM {call}: {error.__class__.__name__}: {error}") from error
             else:
                 if response.status_code < 500:
                     break
-                if attempt == self.retries:
+                if attempt == retries:
                     raise CrmUnavailable(f"CRM {call}: HTTP {response.status_code}")
-            time.sleep(min(0.2 * 2**attempt, 5))
+            _pause(attempt)
         try:
             payload = response.json()
         except ValueError as error:
@@ -89,8 +93,8 @@ class CrmClient:
         return rows, int(payload.get("TotalRecord", len(rows)))
 
     def _one(self, method: str, call: str, params: dict[str, Any] | None = None,
-             body: dict[str, Any] | None = None) -> dict[str, Any]:
-        rows, _ = self._call(method, call, params, body)
+             body: dict[str, Any] | None = None, retries: int | None = None) -> dict[str, Any]:
+        rows, _ = self._call(method, call, params, body, retries)
         if not rows:
             raise CrmNotFound("CT_515", "empty answer", call)
         return rows[0]
@@ -177,15 +181,46 @@ class CrmClient:
     def proposal_payments(self, proposal_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"read_proposal_payments/{proposal_id}")[0]
 
-    def record_payment(self, proposal_id: str, amount: Decimal, tip: Decimal, method: str,
-                       received_on: date) -> dict[str, Any]:
-        return self._one("POST", "create_proposal_payment", body={
-            "proposal_id": proposal_id, "amount": str(amount), "tip": str(tip), "method": method,
-            "payment_date": received_on.isoformat()})
+    def record_payment(self, proposal_id: str, amount: Decimal, tip: Decimal, method: str, received_on: date, *,
+                       reference: str | None = None, convenience_fee: Decimal = Decimal(0)) -> dict[str, Any]:
+        """Record a payment on the proposal. With a `reference` (a gateway transaction id) it is safe to retry:
+        the CRM does not de-duplicate, so the proposal's payments are read before every attempt and a payment
+        already carrying the reference is answered instead (voided or not; check its `voided`)."""
+        body = {"proposal_id": proposal_id, "amount": str(amount), "tip": str(tip),
+                "convenience_fee": str(convenience_fee), "method": method, "payment_date": received_on.isoformat()}
+        if reference is None:
+            return self._one("POST", "create_proposal_payment", body=body)
+        attempt = 0
+        while True:
+            found = self.find_payment(proposal_id, reference)
+            if found is not None:
+                return found
+            try:  # not retried blind: a create that timed out may have landed, and the next look finds it
+                return self._one("POST", "create_proposal_payment", body={**body, "reference": reference}, retries=0)
+            except CrmUnavailable:
+                if attempt == self.retries:
+                    raise
+            _pause(attempt)
+            attempt += 1
+
+    def find_payment(self, proposal_id: str, reference: str) -> dict[str, Any] | None:
+        """The proposal's (first) payment recorded with this reference, voided or not; None when there is none."""
+        if not reference:
+            raise ValueError("find_payment needs a reference")
+        return next((p for p in self.proposal_payments(proposal_id) if p.get("reference") == reference), None)
+
+    def void_payment(self, payment_id: str, kind: VoidKind) -> dict[str, Any]:
+        """Void a payment, refund it in full or mark its ACH debit returned: the payment, marked. Safe to retry:
+        a payment already voided stays as it was (with its first kind)."""
+        return self._one("POST", "void_proposal_payment", body={"payment_id": payment_id, "kind": kind})
 
     def move_step(self, client_id: str, sales_cycle_id: str, proposal_id: str | None = None) -> dict[str, Any]:
         return self._one("POST", "update_client_sales_cycle", body={
             "client_id": client_id, "sales_cycle_id": sales_cycle_id, "proposal_id": proposal_id})
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(min(0.2 * 2**attempt, 5))
 
 
 def crm_client_for(settings: Settings, engine: Engine, account_id: str) -> CrmClient:
@@ -212,6 +247,7 @@ def proposal_from_row(row: dict[str, Any]) -> Proposal:
 
 
 def payment_from_row(row: dict[str, Any]) -> CrmPayment:
+    """The payment as the books need it; a row's `reference`, `voided` and `void_kind` are not part of it."""
     return CrmPayment(id=str(row["payment_id"]), amount=str(row["amount"]), tip=str(row.get("tip") or "0"),
                       convenience_fee=str(row.get("convenience_fee") or "0"),
                       received_on=date.fromisoformat(row["payment_date"]), method=row.get("method") or "card")
@@ -257,6 +293,46 @@ class CrmActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.read_crm_changes]
+
+
+@contextmanager
+def crm_for_writes(settings: Settings, engine: Engine, account_id: str) -> Iterator[CrmClient]:
+    """The account's CRM client; its answers as errors a workflow can act on: an outage is retried
+    (CrmUnavailable), a refusal is final (CrmRefused: trying again gets the same answer)."""
+    try:
+        with crm_client_for(settings, engine, account_id) as crm:
+            yield crm
+    except CrmUnavailable as error:
+        raise ApplicationError(str(error), type="CrmUnavailable") from error
+    except CrmError as error:
+        raise ApplicationError(str(error), type="CrmRefused", non_retryable=True) from error
+
+
+class CrmPaymentActivities:
+    """Payments Ledgerflow collected, on the CRM proposal: recorded once (found by their gateway transaction
+    first), voided when the bank sends a debit back."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+
+    @activity.defn
+    def record_collected_payment(self, input: RecordCollectedPayment) -> str:
+        """The CRM payment's id; a retry after a lost answer finds the payment instead of adding another."""
+        with crm_for_writes(self.settings, self.engine, input.account_id) as crm:
+            payment = crm.record_payment(input.proposal_id, input.amount, input.tip, input.method,
+                                         input.received_on, reference=input.reference,
+                                         convenience_fee=input.convenience_fee)
+        return str(payment["payment_id"])
+
+    @activity.defn
+    def void_collected_payment(self, input: VoidCollectedPayment) -> None:
+        """Voiding twice changes nothing: the CRM keeps the first void and tells Ledgerflow once."""
+        with crm_for_writes(self.settings, self.engine, input.account_id) as crm:
+            crm.void_payment(input.crm_payment_id, input.kind)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.record_collected_payment, self.void_collected_payment]
 
 
 def _latest_proposal_id(rows: Iterator[dict[str, Any]]) -> str:

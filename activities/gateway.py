@@ -46,6 +46,7 @@ def charge_from_transaction(transaction: dict[str, Any]) -> GatewayCharge:
     return GatewayCharge(transaction_id=str(transaction["id"]), success=bool(transaction["success"]),
                          method=transaction["method"], total=cents(transaction["total"]),
                          total_refunded=cents(transaction.get("total_refunded") or 0),
+                         surcharge=cents(transaction.get("surcharge") or 0),
                          settled=settled_at is not None, settled_at=settled_at,
                          voided=voided and settled_at is None, returned=voided and settled_at is not None,
                          message=transaction.get("message") or None)

@@ -177,6 +177,17 @@ class GatewayClient:
                 return
             page += 1
 
+    def surcharge_review(self, payment_method_id: str, total: Decimal) -> dict[str, Any]:
+        """What the gateway would add to a charge of `total` (a Decimal) to the payment method, before charging:
+        `{"bin_type": "CREDIT" | "ACH", "surcharge_rate", "surcharge_amount", "total_with_surcharge"}`, the
+        money as Decimal cents and the rate (a percent) as Decimal. The surcharge is the gateway's: a charge
+        still sends `total` only. A read, so it carries no idempotency_id."""
+        answer = dict(self._call("GET", "/surcharge/review",
+                                 params={"payment_method_id": payment_method_id, "total": str(cents(total))}))
+        return {**answer, "surcharge_rate": Decimal(answer["surcharge_rate"]),
+                "surcharge_amount": cents(answer["surcharge_amount"]),
+                "total_with_surcharge": cents(answer["total_with_surcharge"])}
+
     def void_or_refund(self, transaction_id: str, idempotency_id: str,
                        total: Decimal | None = None) -> dict[str, Any]:
         """Void before settlement (in full), refund after (all that is left when `total` is None). The charge

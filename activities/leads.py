@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.crm import CrmClient, CrmError, CrmUnavailable, crm_client_for
+from activities.crm import CrmClient, crm_for_writes
 from config.settings import Settings
 from models.crm_records import claim, known, replace_data, settle
 from models.lead_receipts import Outcome, settle_receipt
@@ -37,12 +37,8 @@ class RecordBeingMade(Exception):
 def _crm(settings: Settings, engine: Engine, account_id: str) -> Iterator[CrmClient]:
     """The account's CRM client; the CRM's answers as errors a workflow can act on."""
     try:
-        with crm_client_for(settings, engine, account_id) as crm:
+        with crm_for_writes(settings, engine, account_id) as crm:
             yield crm
-    except CrmUnavailable as error:
-        raise ApplicationError(str(error), type="CrmUnavailable") from error
-    except CrmError as error:  # refused: trying again gets the same answer
-        raise ApplicationError(str(error), type="CrmRefused", non_retryable=True) from error
     except RecordBeingMade as busy:
         raise ApplicationError(str(busy), type="RecordBeingMade", next_retry_delay=BUSY_RETRY) from busy
 

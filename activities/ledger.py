@@ -1,7 +1,7 @@
 """The ledger in the database: what was created in QBO for each CRM object, and each proposal's record."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -9,11 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from models.accounts import Franchisee
 from models.db import as_utc, session_scope
-from models.ledger import CrmSyncCursor, LedgerPayment, ProposalRecord, QboObjectMap
+from models.ledger import CrmSyncCursor, LedgerInvoice, LedgerPayment, ProposalRecord, QboObjectMap
 from models.money import cents
+from models.payment_settings import PaymentSettings
 from models.proposals import ProposalRef, ProposalState, SaveProposalInput
 from models.reconcile import CursorInput
+from models.time_zones import local_today
 
 
 def mapped_qbo_id(engine: Engine, account_id: str, realm_id: str, crm_type: str, crm_id: str,
@@ -45,6 +48,27 @@ def record_mapping(
             raise
         return existing
     return qbo_id
+
+
+def _keep_invoice(session: Session, ref: ProposalRef, state: ProposalState) -> None:
+    """The invoice as issued, written the first time the proposal is saved with it (in the pass that created
+    it, so the proposal's lines are the invoice's); after that only its QBO balance moves."""
+    invoice = session.get(LedgerInvoice, (ref.account_id, ref.proposal_id))
+    applied = sum((p.applied for p in state.payments if p.applied is not None and not p.voided), cents(0))
+    if invoice is None or invoice.invoice_id != state.invoice_id:
+        assert state.proposal is not None and state.customer_id is not None
+        franchisee = session.get(Franchisee, ref.account_id)
+        settings = PaymentSettings.model_validate(franchisee.payments if franchisee else {})
+        issued_on = local_today(franchisee.time_zone if franchisee else "UTC")
+        invoice = LedgerInvoice(
+            account_id=ref.account_id, proposal_id=ref.proposal_id, realm_id=ref.realm_id,
+            invoice_id=state.invoice_id, customer_id=state.customer_id, number=state.proposal.number,
+            total=state.proposal.total, balance=state.proposal.total,
+            line_items=sorted({line.product or line.description for line in state.proposal.lines}),
+            issued_on=issued_on, due_on=issued_on + timedelta(days=settings.terms_days))
+    invoice.contact_id = state.contact.id if state.contact else None
+    invoice.balance = cents(max(invoice.total - applied, cents(0)))
+    session.add(invoice)
 
 
 class LedgerActivities:
@@ -84,6 +108,8 @@ class LedgerActivities:
                 row.qbo_payment_id, row.applied_to_invoice = held.qbo_id, held.applied
                 row.voided, row.voided_at = held.voided, held.voided_at
                 session.add(row)
+            if state.invoice_id is not None:
+                _keep_invoice(session, ref, state)
 
     @activity.defn
     def load_proposal_record(self, ref: ProposalRef) -> ProposalState | None:

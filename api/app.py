@@ -10,13 +10,16 @@ from api import (
     audit,
     crm_events,
     email_capture,
+    gateway_webhooks,
     health,
     inbound,
     lead_monitor,
     leads,
     openapi,
+    payments,
     plans,
     proposals,
+    receivables,
     royalty,
 )
 from api.limits import BodySizeLimit
@@ -50,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(email_capture.router)
     app.include_router(leads.router)
     app.include_router(lead_monitor.router)
+    app.include_router(payments.router)
+    app.include_router(receivables.router)
+    app.include_router(gateway_webhooks.router)
     openapi.install(app)
     return app
 

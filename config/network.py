@@ -12,6 +12,7 @@ from models.accounts import Franchisee, Franchisor
 from models.db import session_scope
 from models.lead_routing import LeadIntake
 from models.money import Exact
+from models.payment_settings import PaymentSettings
 from models.proposals import Stage
 from models.royalty_dates import dst_unsafe_days
 from models.time_zones import TimeZoneName
@@ -70,6 +71,7 @@ class FranchiseeConfig(_Config):
     # Sales-cycle step name -> the action plan (its id in config/plans) a contact reaching it is enrolled in.
     action_plans: dict[str, str] = {}
     leads: LeadIntake = LeadIntake()
+    payments: PaymentSettings = PaymentSettings()
 
 
 class NetworkConfig(_Config):
@@ -124,5 +126,6 @@ def install_network(engine: Engine, network: NetworkConfig) -> None:
                     sales_cycle={step: stage.value for step, stage in fe.sales_cycle.items()},
                     action_plans=dict(fe.action_plans),
                     leads=fe.leads.model_dump(mode="json"),
+                    payments=fe.payments.model_dump(mode="json"),
                 )
             )

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     gateway_api_url: str = ""
     gateway_http_timeout_seconds: float = 30.0
     gateway_retries: int = 2  # within one activity attempt, for timeouts and 5xx only; Temporal retries after
+    # An ACH debit's status is looked at this often until it settles and its return window passes; the gateway's
+    # webhooks (POST /webhooks/gateway/{account}/{token}) wake the watch sooner.
+    ach_poll_interval: timedelta = timedelta(hours=12)
+    # How long POST /accounts/{a}/payments waits for the charge's outcome before answering 202 (still going).
+    payment_answer_wait_seconds: float = 20.0
 
     # Messaging and partner calls of action plans: email over SMTP, texts through Twilio's API, Google Sheets,
     # Mailbox Power, ClubReady. The sandboxes (python -m sandbox.messaging, python -m sandbox.partners) stand in

@@ -36,4 +36,6 @@ class Franchisee(SQLModel, table=True):
     action_plans: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # models.lead_routing.LeadIntake as JSON: lead source -> plan, default plan, Thumbtack businesses.
     leads: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # models.payment_settings.PaymentSettings as JSON: fees, invoice terms, autopay time, ACH return window.
+    payments: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     notes: str | None = Field(default=None, sa_column=Column(Text))

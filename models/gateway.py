@@ -71,6 +71,7 @@ class GatewayCharge(_Shape):
     method: Literal["card", "bank"]
     total: Money
     total_refunded: Money = cents(0)
+    surcharge: Money = cents(0)  # a card surcharge the gateway added on top of `total`
     settled: bool = False
     settled_at: AwareDatetime | None = None
     voided: bool = False

@@ -5,7 +5,7 @@ proposal's state when its workflow starts again."""
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.money import DecimalColumn
@@ -73,6 +73,29 @@ class LedgerPayment(SQLModel, table=True):
     voided: str | None = None  # void or refund
     voided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     recorded_at: datetime = Field(default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LedgerInvoice(SQLModel, table=True):
+    """The invoice a proposal became, as it was issued: what the customer owes and when, for balances,
+    scheduled payments and autopay. Written when the proposal's workflow first saves its invoice; its
+    `balance` follows QBO (the total less what QBO applied), what is still owed is worked out from the
+    payments (models/receivables.py)."""
+
+    __tablename__ = "ledger_invoice"
+
+    account_id: str = Field(primary_key=True)
+    proposal_id: str = Field(primary_key=True)
+    realm_id: str
+    invoice_id: str = Field(index=True)
+    customer_id: str = Field(index=True)
+    contact_id: str | None = None
+    number: str
+    total: Decimal = Field(sa_column=Column(DecimalColumn(18, 2), nullable=False))
+    balance: Decimal = Field(sa_column=Column(DecimalColumn(18, 2), nullable=False))
+    line_items: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    issued_on: date
+    due_on: date
+    autopay_excluded: bool = False
 
 
 class CrmSyncCursor(SQLModel, table=True):

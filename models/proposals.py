@@ -114,10 +114,11 @@ class PaymentAdded(_PaymentNews):
 
 
 class PaymentVoided(_PaymentNews):
-    """The CRM says a payment was voided or refunded in full: the books must no longer count it. The payment
-    travels whole, so a void that overtakes its payment still leaves the books right."""
+    """The CRM says a payment was voided, refunded in full or returned (an ACH debit the bank returned): the
+    books must no longer count it. The payment travels whole, so a void that overtakes its payment still
+    leaves the books right."""
 
-    kind: Literal["void", "refund"] = "void"
+    kind: Literal["void", "refund", "return"] = "void"
 
 
 class ProposalSynced(_Strict):
@@ -168,7 +169,7 @@ class PaymentState(BaseModel):
     payment: CrmPayment
     qbo_id: str | None = None
     applied: Money | None = None  # set once applied to the invoice (0 when the invoice had no balance left)
-    voided: Literal["void", "refund"] | None = None
+    voided: Literal["void", "refund", "return"] | None = None
     voided_at: AwareDatetime | None = None
     voided_in_qbo: bool = False
 

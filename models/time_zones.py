@@ -1,5 +1,6 @@
-"""An IANA time zone name, checked when a config file or a CRM record is read."""
+"""An IANA time zone name, checked when a config file or a CRM record is read; an account's local today."""
 
+from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,3 +16,8 @@ def _valid_zone(value: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_valid_zone)]
+
+
+def local_today(time_zone: str) -> date:
+    """Today where the account is: the day invoices are issued, payments received and autopay cycles run."""
+    return datetime.now(ZoneInfo(time_zone)).date()

@@ -25,6 +25,8 @@ from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.network import NetworkConfig, install_network, load_network
 from config.settings import get_settings
 from models import search_attributes
+from models.autopay_cycles import AutopayCycleInput
+from models.collections import GatewayNews
 from models.db import create_tables, get_engine
 from models.enrollments import ContactReplied, EnrollmentInput, PreviewInput
 from models.leads import EmailCaptureInput
@@ -42,6 +44,7 @@ from models.proposals import (
 )
 from models.reconcile import CrmChangesPage, ReconcileInput
 from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
+from models.scheduled_payments import Reschedule, SchedulePayment
 from tests import factories
 from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
 from tests.lead_stubs import LeadWorld
@@ -49,18 +52,25 @@ from tests.lead_stubs import angi as lead_angi
 from tests.lead_stubs import delivery as lead_delivery
 from tests.lead_stubs import intake as lead_intake
 from tests.lead_stubs import mail as lead_mail
+from tests.payment_stubs import PaymentWorld
+from tests.payment_stubs import choice as payment_choice
+from tests.payment_stubs import collect as collect_payment
 from tests.plan_stubs import PlanWorld
 from tests.plan_stubs import contact as plan_contact
 from tests.stubs import StubBooks, StubChecks, StubCrmSync, StubGateway
+from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
+from workflows.autopay_cycle import AutopayCycleWorkflow
 from workflows.email_capture import EmailCaptureWorkflow
 from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
+from workflows.payment_collection import PaymentCollectionWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.royalty_run import RoyaltyRunWorkflow
+from workflows.scheduled_payment import ScheduledPaymentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -146,6 +156,7 @@ async def main() -> None:
 
         await _plan_scenarios(env.client)
         await _lead_scenarios(env.client)
+        await _payment_scenarios(env.client)
 
 
 async def _reconcile_scenario(client: Client, task_queue: str, name: str) -> None:
@@ -286,6 +297,62 @@ async def _lead_scenarios(client: Client) -> None:
                     "Office <office@acme-austin.example.com>", ["dana@example.com"])),
                 id=f"email:acme-austin:recorded-{uuid.uuid4().hex[:6]}", task_queue=task_queue))
             await handles[-1].result()
+    for name, recorded in zip(names, handles, strict=True):
+        history = await recorded.fetch_history()
+        (HISTORIES / name).write_text(history.to_json())
+        print(f"recorded {name}: {len(history.events)} events")
+
+
+async def _payment_scenarios(client: Client) -> None:
+    """A card collection with a tip, a decline, a bank debit handed to its watch and returned after a webhook,
+    a scheduled payment moved then paid, and an autopay cycle of two invoices."""
+    names = ("paymentcollection_card_with_tip.json", "paymentcollection_declined.json",
+             "paymentcollection_bank_handed_to_watch.json", "achsettlement_returned_after_webhook.json",
+             "scheduledpayment_rescheduled_then_paid.json", "autopaycycle_two_invoices.json")
+    if all((HISTORIES / name).exists() for name in names):
+        print(f"kept {', '.join(names)}: they exist already")
+        return
+    world = PaymentWorld(due={"P-1": Decimal("319.00"), "P-2": Decimal("300.00"), "P-3": Decimal("200.00"),
+                              "P-4": Decimal("85.00"), "P-5": Decimal("319.00")},
+                         declining={"card-bad"}, bouncing={"bank-bounce"}, settled_after_looks=1,
+                         plan=[payment_choice("P-4", "85.00", "small", "card-1"),
+                               payment_choice("P-5", "319.00", "rest", "card-2")])
+    task_queue = f"record-payments-{uuid.uuid4().hex[:6]}"
+    tag = uuid.uuid4().hex[:6]
+    workflows = [PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow]
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(client, task_queue=task_queue, workflows=workflows, activities=world.activities(),
+                          activity_executor=executor):
+            handles: list[Any] = []
+            for key, request in ((f"card-{tag}", collect_payment(f"card-{tag}", tip="15.00")),
+                                 (f"bad-{tag}", collect_payment(f"bad-{tag}", payment_method_id="card-bad")),
+                                 (f"bank-{tag}", collect_payment(f"bank-{tag}", "P-2", "300.00", "bank",
+                                                                 "bank-bounce"))):
+                handle = await client.start_workflow(PaymentCollectionWorkflow.run, request,
+                                                     id=f"collect:acme-austin:{key}", task_queue=task_queue)
+                await handle.result()
+                handles.append(handle)
+            bank = await handles[-1].result()
+            watch = client.get_workflow_handle(f"ach:acme-austin:{bank.transaction_id}")
+            await watch.signal(AchSettlementWorkflow.gateway_event,
+                               GatewayNews(event_name="update_transaction", received_at=datetime.now(UTC)))
+            await watch.result()
+            handles.append(watch)
+            now = datetime.now(UTC)
+            scheduled = await client.start_workflow(
+                ScheduledPaymentWorkflow.run,
+                SchedulePayment(account_id="acme-austin", schedule_id=f"s-{tag}", proposal_id="P-3",
+                                payment_method_id="card-1", method="card", amount=Decimal("250.00"),
+                                pay_on=now.date(), charge_at=now + timedelta(seconds=30)),
+                id=f"scheduled:acme-austin:s-{tag}", task_queue=task_queue)
+            await scheduled.signal(ScheduledPaymentWorkflow.reschedule, Reschedule(
+                pay_on=now.date(), charge_at=now + timedelta(seconds=2)))
+            await scheduled.result()
+            handles.append(scheduled)
+            cycle = await client.start_workflow(AutopayCycleWorkflow.run, AutopayCycleInput(account_id="acme-austin"),
+                                                id=f"autopay:acme-austin:{tag}", task_queue=task_queue)
+            await cycle.result()
+            handles.append(cycle)
     for name, recorded in zip(names, handles, strict=True):
         history = await recorded.fetch_history()
         (HISTORIES / name).write_text(history.to_json())

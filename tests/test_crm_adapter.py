@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from activities.crm import CrmClient, CrmError, CrmNotFound, CrmUnavailable, crm_client_for
+from activities.crm import CrmClient, CrmError, CrmNotFound, CrmUnavailable, crm_client_for, payment_from_row
 from config.settings import Settings
 from models.crm_credentials import save_crm_credentials
 from sandbox.crm.admin import CrmSandboxAdmin
@@ -203,3 +203,110 @@ def test_an_updated_note_survives_a_restart(tmp_path) -> None:  # type: ignore[n
             updated = crm.update_history_note(note["note_id"], "Final text")
     with ServerThread(create_app(CrmStore(path))) as second:
         assert CrmSandboxAdmin(second.url).notes("acme-test", contact["client_id"]) == [updated]
+
+
+def _proposal(crm: CrmClient, settings: Settings, account: str) -> str:
+    contact = crm.create_contact({"firstName": "Lee", "lastName": "Park"})
+    return str(CrmSandboxAdmin(settings.crm_api_url).create_proposal(account, contact["client_id"], lines=[
+        {"product": "Gutter Cleaning", "description": "Front and back", "quantity": "1",
+         "unit_price": "289.00"}])["proposal_id"])
+
+
+def test_a_payment_recorded_with_a_reference_is_found_and_not_recorded_twice(
+        crm: CrmClient, settings: Settings, account: str) -> None:
+    proposal_id = _proposal(crm, settings, account)
+    crm.record_payment(proposal_id, Decimal("50.00"), Decimal(0), "card", date(2026, 11, 19))  # no reference
+    recorded = crm.record_payment(proposal_id, Decimal("100.00"), Decimal("10.00"), "card", date(2026, 11, 20),
+                                  reference="txn-8812", convenience_fee=Decimal("3.00"))
+    assert (recorded["reference"], recorded["convenience_fee"]) == ("txn-8812", "3.00")
+    found = crm.find_payment(proposal_id, "txn-8812")
+    assert found is not None and found["payment_id"] == recorded["payment_id"]
+    assert crm.find_payment(proposal_id, "txn-0000") is None
+    again = crm.record_payment(proposal_id, Decimal("100.00"), Decimal("10.00"), "card", date(2026, 11, 20),
+                               reference="txn-8812", convenience_fee=Decimal("3.00"))
+    assert again["payment_id"] == recorded["payment_id"]
+    rows = crm.proposal_payments(proposal_id)
+    assert [p["reference"] for p in rows] == [None, "txn-8812"]
+    assert [payment_from_row(p).total for p in rows] == [Decimal("50.00"), Decimal("113.00")]
+    with pytest.raises(CrmError) as too_long:
+        crm.record_payment(proposal_id, Decimal("1.00"), Decimal(0), "card", date(2026, 11, 20), reference="x" * 65)
+    assert too_long.value.code == "CT_525"
+
+
+def test_a_payment_row_without_a_reference_still_reads() -> None:
+    """Rows stored before references existed, or from a CRM that leaves the field out."""
+    row = {"payment_id": "1001", "amount": "20.00", "tip": "0", "payment_date": "2026-11-20", "method": "ach"}
+    assert payment_from_row(row) == payment_from_row({**row, "reference": "txn-1", "voided": True,
+                                                      "void_kind": "return"})
+
+
+def test_a_returned_payment_is_marked_and_the_crm_says_so(settings: Settings) -> None:
+    """void_payment(kind="return"): the row and the payment-voided webhook carry the kind, and both webhooks
+    (of a payment with a reference) are bodies Ledgerflow's models accept; a second void (a retry) changes
+    nothing and sends nothing."""
+    import time
+
+    from fastapi import FastAPI, Request
+
+    from models.proposals import PaymentAdded, PaymentVoided
+    from sandbox.serve import ServerThread
+
+    received: list[tuple[str, bytes]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/crm/{account_id}/{event}")
+    async def hook(event: str, request: Request) -> dict[str, str]:
+        received.append((event, await request.body()))
+        return {}
+
+    admin = CrmSandboxAdmin(settings.crm_api_url)
+    account = f"fe-{uuid.uuid4().hex[:6]}"
+    with ServerThread(receiver) as server:
+        keys = admin.create_account(account, "Returns Co", webhook_url=f"{server.url}/crm/{account}",
+                                    webhook_secret="s3cret")
+        with CrmClient(settings.crm_api_url, keys["access_token"], keys["web_key"]) as crm:
+            proposal_id = _proposal(crm, settings, account)
+            paid = crm.record_payment(proposal_id, Decimal("75.00"), Decimal(0), "ach", date(2026, 11, 20),
+                                      reference="txn-ach-1")
+            returned = crm.void_payment(paid["payment_id"], "return")
+            assert (returned["voided"], returned["void_kind"]) == (True, "return") and returned["voided_at"]
+            assert crm.void_payment(paid["payment_id"], "refund")["void_kind"] == "return"  # the first kind stays
+            [row] = crm.proposal_payments(proposal_id)
+            assert (row["voided"], row["void_kind"], row["reference"]) == (True, "return", "txn-ach-1")
+            assert crm.find_payment(proposal_id, "txn-ach-1")["void_kind"] == "return"  # type: ignore[index]
+            with pytest.raises(CrmError) as bad_kind:
+                crm.void_payment(paid["payment_id"], "chargeback")  # type: ignore[arg-type]
+            assert bad_kind.value.code == "CT_525"
+            with pytest.raises(CrmNotFound):
+                crm.void_payment("999999", "void")
+        for _ in range(100):
+            if len(received) >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # a second payment-voided webhook would have come by now
+    assert [event for event, _ in received] == ["payment", "payment-voided"]
+    added = PaymentAdded.model_validate_json(received[0][1])
+    voided = PaymentVoided.model_validate_json(received[1][1])
+    assert added.payment.id == voided.payment.id == paid["payment_id"]
+    assert voided.kind == "return" and voided.payment.amount == Decimal("75.00")
+
+
+def test_a_create_that_timed_out_after_landing_is_found_not_sent_again() -> None:
+    """With a reference, record_payment looks before each attempt instead of retrying the create blind."""
+    stored: list[dict[str, str]] = []
+    creates: list[bytes] = []
+
+    def crm(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/read_proposal_payments/501"):
+            return httpx.Response(200, json={"ResultCode": "CT_200", "data": stored, "TotalRecord": len(stored)})
+        creates.append(request.content)
+        stored.append({"payment_id": "9001", "reference": "txn-1", "amount": "10.00"})
+        raise httpx.ReadTimeout("the answer was lost")  # the CRM recorded it; we never heard
+
+    with CrmClient("http://crm.test", "t", "k", retries=3, transport=httpx.MockTransport(crm)) as client:
+        paid = client.record_payment("501", Decimal("10.00"), Decimal(0), "card", date(2026, 11, 20),
+                                     reference="txn-1")
+        assert paid["payment_id"] == "9001" and len(creates) == 1
+        with pytest.raises(CrmUnavailable):  # without a look-up to lean on, the create is retried as before
+            client.record_payment("501", Decimal("10.00"), Decimal(0), "card", date(2026, 11, 20))
+    assert len(creates) == 1 + 4

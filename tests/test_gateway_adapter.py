@@ -1,6 +1,7 @@
 """The gateway adapter (activities/gateway_client.py, activities/gateway.py) against the gateway sandbox over
 HTTP: the merchant's key comes from its encrypted row, a lost answer and the retry charge exactly once, a
-decline is final, outages and 429s are retried as Temporal would."""
+decline is final, outages and 429s are retried as Temporal would, a surcharge is previewed and never changes
+the total Ledgerflow records."""
 
 import time
 import uuid
@@ -17,7 +18,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.gateway import GatewayActivities
-from activities.gateway_client import GatewayClient, GatewayDeclined, GatewayUnauthorized, gateway_client_for
+from activities.gateway_client import (
+    GatewayClient,
+    GatewayDeclined,
+    GatewayError,
+    GatewayUnauthorized,
+    gateway_client_for,
+)
 from config.settings import Settings
 from models.gateway import ChargeMeta, ChargeRequest, TransactionRef, VoidOrRefundRequest
 from models.gateway_credentials import save_gateway_credentials
@@ -226,3 +233,31 @@ def test_money_never_goes_through_a_float(gateway_sandbox: ServerThread, merchan
     with GatewayClient(gateway_sandbox.url, merchant.api_key) as client, pytest.raises(GatewayDeclined) as declined:
         client.charge(merchant.card(fails="decline"), Decimal("5.00"), "declined")
     assert declined.value.transaction["success"] is False
+
+
+def test_the_surcharge_is_previewed_and_the_charge_records_its_own_total(gateway_activities: GatewayActivities,
+                                                                       merchant: Merchant, engine: Engine,
+                                                                       gateway_settings: Settings) -> None:
+    merchant.admin.set_settings(merchant.merchant_id, "3.0")
+    card, bank = merchant.card(), merchant.bank()
+    with gateway_client_for(gateway_settings, engine, ACCOUNT) as client:
+        review = client.surcharge_review(card, Decimal("89.10"))  # 2.673
+        assert review == {"bin_type": "CREDIT", "surcharge_rate": Decimal("3.0"), "surcharge_amount": Decimal("2.67"),
+                          "total_with_surcharge": Decimal("91.77")}
+        assert all(isinstance(review[k], Decimal) for k in ("surcharge_rate", "surcharge_amount",
+                                                             "total_with_surcharge"))
+        assert str(review["surcharge_amount"]) == "2.67" and str(review["total_with_surcharge"]) == "91.77"
+        assert client.surcharge_review(bank, Decimal("89.10")) == {
+            "bin_type": "ACH", "surcharge_rate": Decimal("0"), "surcharge_amount": Decimal("0.00"),
+            "total_with_surcharge": Decimal("89.10")}
+        with pytest.raises(TypeError):
+            client.surcharge_review(card, 89.1)  # type: ignore[arg-type]
+        with pytest.raises(GatewayError) as unknown:
+            client.surcharge_review("no-such-method", Decimal("1.00"))
+        assert unknown.value.status == 422 and "payment_method_id" in unknown.value.body
+
+    charged, _ = until_done(gateway_activities.charge, royalty(card, total="89.10", key="surcharged"))
+    assert (charged.total, charged.method, charged.success) == (Decimal("89.10"), "card", True)  # no mismatch
+    [only] = merchant.charges()
+    assert (only["id"], only["total"], only["surcharge"]) == (charged.transaction_id, Decimal("89.10"),
+                                                             Decimal("2.67"))

@@ -1,6 +1,9 @@
 """The payment gateway sandbox over HTTP, as Stax's contract says it behaves: idempotent charges, declines,
-ACH that settles and gets returned, void before settlement and refunds after, its keys, limits and faults."""
+ACH that settles and gets returned, void before settlement and refunds after, surcharges on cards, webhooks,
+its keys, limits and faults."""
 
+import asyncio
+import json
 import socket
 import time
 import uuid
@@ -12,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 
 from config.settings import Settings
+from sandbox.delivery import WebhookDelivery
 from sandbox.gateway.admin import GatewaySandboxAdmin
 from sandbox.gateway.app import Limits, create_app
 from sandbox.gateway.store import GatewayStore
@@ -59,6 +64,9 @@ class Shop:
 
     def charges(self) -> list[dict[str, Any]]:
         return self.admin.charges(self.merchant_id)
+
+    def review(self, **params: str) -> httpx.Response:
+        return self.http.get("/surcharge/review", params=params)
 
 
 def open_shop(url: str) -> Shop:
@@ -267,3 +275,191 @@ def test_a_busy_gateway_port_names_its_setting(tmp_path: Path) -> None:
         with pytest.raises(StackError) as error:
             Stack(Settings(data_dir=tmp_path, gateway_sandbox_port=port)).check_ports()
     assert f"port {port} (Gateway sandbox; change it with LEDGERFLOW_GATEWAY_SANDBOX_PORT)" in str(error.value)
+
+
+# -- surcharges ------------------------------------------------------------------------------------------
+def test_the_surcharge_review_previews_credit_cards_only(gateway: ServerThread, shop: Shop) -> None:
+    card, bank = shop.card(), shop.bank()
+    assert ok(shop.review(payment_method_id=card, total="149.99")) == {
+        "bin_type": "CREDIT", "surcharge_rate": 0, "surcharge_amount": 0, "total_with_surcharge": Decimal("149.99")}
+    settings = shop.admin.set_settings(shop.merchant_id, "3.0")
+    assert settings == {"id": shop.merchant_id, "surcharge_rate": Decimal("3.0"), "webhook_url": None}
+    assert shop.admin.merchant(shop.merchant_id)["surcharge_rate"] == Decimal("3.0")
+    preview = ok(shop.review(payment_method_id=card, total="149.99"))  # 4.4997
+    assert preview == {"bin_type": "CREDIT", "surcharge_rate": Decimal("3.0"), "surcharge_amount": Decimal("4.50"),
+                       "total_with_surcharge": Decimal("154.49")}
+    assert ok(shop.review(payment_method_id=bank, total="149.99")) == {
+        "bin_type": "ACH", "surcharge_rate": 0, "surcharge_amount": 0, "total_with_surcharge": Decimal("149.99")}
+    shop.admin.set_settings(shop.merchant_id, Decimal("2.5"))
+    assert ok(shop.review(payment_method_id=card, total="1.00"))["surcharge_amount"] == Decimal("0.03")  # half up
+
+    for bad in ({"payment_method_id": card, "total": "10.005"}, {"payment_method_id": card, "total": "abc"},
+                {"payment_method_id": card, "total": "0"}, {"payment_method_id": card}):
+        assert "total" in refused(shop.review(**bad))
+    assert "payment_method_id" in refused(shop.review(total="10.00"))
+    assert "payment_method_id" in refused(shop.review(payment_method_id="no-such-method", total="10.00"))
+    other = open_shop(gateway.url)
+    assert "payment_method_id" in refused(other.review(payment_method_id=card, total="10.00"))
+    assert refused(httpx.get(f"{gateway.url}/surcharge/review", params={"payment_method_id": card, "total": "1"}),
+                   401) == {"error": "Unauthenticated."}
+    for rate in ("-1", "abc", "101", "3.00001"):
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            shop.admin.set_settings(shop.merchant_id, rate)
+        assert error.value.response.status_code == 422 and "surcharge_rate" in error.value.response.json()
+    with pytest.raises(TypeError):
+        shop.admin.set_settings(shop.merchant_id, 3.0)  # type: ignore[arg-type]
+    assert shop.admin.merchant(shop.merchant_id)["surcharge_rate"] == Decimal("2.5")
+
+
+def test_a_card_charge_on_a_surcharging_merchant_keeps_total_and_adds_the_surcharge(shop: Shop) -> None:
+    card, bank = shop.card(), shop.bank()
+    shop.admin.set_settings(shop.merchant_id, "3.0")
+    charged = ok(shop.charge(card, "149.99", "surcharged-1"))
+    assert (charged["total"], charged["surcharge"], charged["success"]) == (Decimal("149.99"), Decimal("4.50"), True)
+    debit = ok(shop.charge(bank, "412.50", "ach-1"))
+    assert (debit["total"], debit["surcharge"]) == (Decimal("412.50"), 0)
+    shop.admin.set_settings(shop.merchant_id, "0")  # later charges only: a repeat answers what was charged
+    assert ok(shop.charge(card, "149.99", "surcharged-1")) == charged
+    assert ok(shop.charge(card, "10.00", "unsurcharged"))["surcharge"] == 0
+
+    voided = ok(shop.void_or_refund(charged["id"]))  # a void gives back all the customer paid
+    [void] = voided["child_transactions"]
+    assert (void["type"], void["total"], void["surcharge"]) == ("void", Decimal("149.99"), Decimal("4.50"))
+    assert (voided["total"], voided["surcharge"], voided["total_refunded"]) == (Decimal("149.99"), Decimal("4.50"), 0)
+
+    shop.admin.set_settings(shop.merchant_id, "3.0")
+    settled = ok(shop.charge(card, "100.00", "surcharged-2"))
+    assert settled["surcharge"] == Decimal("3.00")
+    shop.admin.settle_transaction(settled["id"])
+    over = refused(shop.void_or_refund(settled["id"], total="100.01"))  # refunds are of `total`, as before
+    assert over["total"] == ["The refund total 100.01 is more than what is left to refund (100.00)."]
+    refunded = ok(shop.void_or_refund(settled["id"], total="40.00"))
+    assert [(c["type"], c["total"], c["surcharge"]) for c in refunded["child_transactions"]] == [
+        ("refund", Decimal("40.00"), 0)]
+    assert (refunded["total_refunded"], refunded["surcharge"]) == (Decimal("40.00"), Decimal("3.00"))
+
+
+# -- webhooks --------------------------------------------------------------------------------------------
+@dataclass
+class Hook:
+    event: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    saved: dict[str, Any] | None  # the charge as the state file held it when the webhook arrived
+
+
+class Receiver:
+    """A merchant's webhook endpoint: what arrived, in order, and what the gateway had saved by then."""
+
+    def __init__(self, state_file: Path) -> None:
+        self.hooks: list[Hook] = []
+        self.app = FastAPI()
+
+        @self.app.post("/stax")
+        async def receive(request: Request) -> dict[str, str]:
+            body = loads(await request.body())
+            saved = json.loads(await asyncio.to_thread(state_file.read_text))["transactions"].get(body["id"])
+            self.hooks.append(Hook(request.headers["stax-event-name"], body, dict(request.headers), saved))
+            return {"status": "received"}
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[Hook]:
+        deadline = time.monotonic() + timeout
+        while len(self.hooks) < count:
+            assert time.monotonic() < deadline, f"{len(self.hooks)} webhooks of {count} arrived"
+            time.sleep(0.02)
+        time.sleep(0.2)  # long enough for one more, had the gateway sent one too many
+        return list(self.hooks)
+
+
+def test_webhooks_announce_each_change_once_it_is_saved(tmp_path: Path) -> None:
+    state = tmp_path / "gateway.json"
+    receiver, delivery = Receiver(state), WebhookDelivery(attempts=2, first_delay=0.05)
+    with ServerThread(receiver.app) as endpoint, \
+            ServerThread(create_app(GatewayStore(state), GENEROUS, delivery)) as server:
+        url = f"{endpoint.url}/stax"
+        shop, quiet = open_shop(server.url), open_shop(server.url)  # the quiet one has no webhook_url
+        shop.admin.set_settings(shop.merchant_id, "3.0", url)
+        card = shop.card()
+        charged = ok(shop.charge(card, "100.00", "hook-1"))
+        assert ok(shop.charge(card, "100.00", "hook-1")) == charged  # a repeat announces nothing
+        ok(quiet.charge(quiet.card(), "5.00", "quiet-1"))
+        declined = ok(shop.charge(shop.card(fails="decline"), "20.00", "hook-2"))
+        voided = ok(shop.void_or_refund(charged["id"], idempotency_id="void-1"))
+        ok(shop.void_or_refund(charged["id"], idempotency_id="void-1"))  # nor does a repeated void
+        to_refund = ok(shop.charge(card, "50.00", "hook-3"))
+        debit = ok(shop.charge(shop.bank(), "412.50", "hook-4"))
+        nightly = shop.admin.settle(shop.merchant_id)
+        refunded = ok(shop.void_or_refund(to_refund["id"], total="10.00", idempotency_id="refund-1"))
+        returned = shop.admin.return_debit(debit["id"])
+        single = ok(shop.charge(shop.bank(), "75.00", "hook-5"))
+        settled_one = shop.admin.settle_transaction(single["id"])
+        bounce = ok(shop.charge(shop.bank(fails="return"), "99.00", "hook-6"))
+        [bounced] = shop.admin.settle(shop.merchant_id)
+        hooks = receiver.wait_for(14)
+
+        assert [(h.event, h.body["id"]) for h in hooks] == [
+            ("create_transaction", charged["id"]), ("create_transaction", declined["id"]),
+            ("update_transaction", charged["id"]),
+            ("create_transaction", to_refund["id"]), ("create_transaction", debit["id"]),
+            ("update_transaction_settled", to_refund["id"]), ("update_transaction_settled", debit["id"]),
+            ("update_transaction", to_refund["id"]), ("update_transaction", debit["id"]),
+            ("create_transaction", single["id"]), ("update_transaction_settled", single["id"]),
+            ("create_transaction", bounce["id"]), ("update_transaction_settled", bounce["id"]),
+            ("update_transaction", bounce["id"])]
+        # each the charge as the API showed it then; a child's change shows as its charge, as it now stands
+        assert [h.body for h in hooks[:3]] == [charged, declined, voided]
+        assert hooks[0].body["surcharge"] == Decimal("3.00") and hooks[1].body["success"] is False
+        assert [h.body for h in hooks[5:11]] == [*nightly, refunded, returned, single, settled_one]
+        assert hooks[12].body["settled_at"] is not None and hooks[12].body["child_transactions"] == []
+        assert hooks[13].body == bounced and bounced["child_transactions"][0]["message"] == "ACH return R01"
+        for hook in hooks:
+            assert hook.headers["content-type"] == "application/json"
+            assert not any("signature" in name for name in hook.headers)  # Stax documents none
+            assert hook.saved is not None  # saved before it was sent (and perhaps changed again since)
+            assert hook.saved["settled_at"] is not None or hook.body["settled_at"] is None
+            assert len(hook.saved["child_ids"]) >= len(hook.body["child_transactions"])
+
+        deadline = time.monotonic() + 5
+        while len(delivery.delivered_json()) < 14 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(d["url"], d["status"]) for d in delivery.delivered_json()] == [(url, 200)] * 14
+        shop.admin.set_settings(shop.merchant_id, "3.0")  # webhooks off: nothing more goes out
+        ok(shop.charge(card, "1.00", "hook-7"))
+        time.sleep(0.3)
+        assert len(receiver.hooks) == 14
+
+
+def test_settings_persist_and_a_state_file_from_before_them_loads(tmp_path: Path) -> None:
+    state = tmp_path / "gateway.json"
+    made = "2026-11-02T15:04:05+00:00"
+    state.write_text(json.dumps({  # as the sandbox wrote it before surcharges and webhooks
+        "merchants": [{"id": "acme-old", "name": "Acme Franchising", "api_key": "stax_old_key"}],
+        "customers": {"cus-1": {"id": "cus-1", "merchant_id": "acme-old", "name": "Dana", "created_at": made}},
+        "payment_methods": {"pm-1": {"id": "pm-1", "merchant_id": "acme-old", "customer_id": "cus-1",
+                                     "method": "card", "person_name": "Dana", "fails": None, "card_last_four": "1111",
+                                     "bank_name": None, "created_at": made}},
+        "transactions": {"tx-1": {
+            "id": "tx-1", "merchant_id": "acme-old", "type": "charge", "method": "card", "payment_method_id": "pm-1",
+            "customer_id": "cus-1", "total": "60.00", "total_refunded": "0.00", "success": True, "message": None,
+            "pre_auth": False, "settled_at": None, "invoice_id": None, "meta": {}, "reference_id": None,
+            "child_ids": [], "idempotency_id": "old-1", "created_at": made, "updated_at": made,
+            "request": {"op": "charge", "payment_method_id": "pm-1", "total": "60.00", "pre_auth": False,
+                        "meta": {}, "invoice_id": None}}}}))
+    headers = {"Authorization": "Bearer stax_old_key"}
+    quick = WebhookDelivery(attempts=1)  # the hook URL below answers nobody
+    with ServerThread(create_app(GatewayStore(state), GENEROUS, quick)) as server, \
+            httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+        admin = GatewaySandboxAdmin(server.url)
+        merchant = admin.merchant("acme-old")
+        assert (merchant["surcharge_rate"], merchant["webhook_url"]) == (0, None)
+        old = ok(http.post("/charge", json={"payment_method_id": "pm-1", "total": "60.00", "idempotency_id": "old-1"}))
+        assert (old["id"], old["total"], old["surcharge"]) == ("tx-1", Decimal("60.00"), 0)
+        admin.set_settings("acme-old", "3.0", "http://127.0.0.1:9/stax")
+        new = ok(http.post("/charge", json={"payment_method_id": "pm-1", "total": "60.00", "idempotency_id": "new-1"}))
+        assert new["surcharge"] == Decimal("1.80")
+    assert json.loads(state.read_text())["merchants"][0]["surcharge_rate"] == "3.0"
+    with ServerThread(create_app(GatewayStore(state), GENEROUS, quick)) as server:
+        admin = GatewaySandboxAdmin(server.url)
+        merchant = admin.merchant("acme-old")
+        assert (merchant["surcharge_rate"], merchant["webhook_url"]) == (Decimal("3.0"), "http://127.0.0.1:9/stax")
+        assert [(c["id"], c["surcharge"]) for c in merchant["charges"]] == [("tx-1", 0), (new["id"], Decimal("1.80"))]

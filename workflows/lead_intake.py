@@ -3,11 +3,13 @@ kept as a history note, the lead source's connection plan enrolled, the API moni
 arrival of the lead is a signal to the same run, handled in order, so a lead posted twice at once makes one
 contact and one note; the run stays open a short while after the last arrival for exactly that."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+
+from workflows.policies import CRM_RETRY as CRM_WRITE_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.leads import LeadActivities
@@ -30,8 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import cause_message
 
 CRM_CALL = timedelta(seconds=60)
-CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-                        non_retryable_error_types=["CrmRefused", "PlanNotEnrollable"])
+CRM_RETRY = replace(CRM_WRITE_RETRY, non_retryable_error_types=["CrmRefused", "PlanNotEnrollable"])
 
 
 @workflow.defn

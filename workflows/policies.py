@@ -18,4 +18,7 @@ GATEWAY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["GatewayDeclined"],
 )
+# CRM writes: outages are retried; a refusal (CrmRefused) gets the same answer again, so it is final.
+CRM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                        non_retryable_error_types=["CrmRefused"])
 LEDGER_TIMEOUT = timedelta(seconds=30)

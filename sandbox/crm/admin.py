@@ -50,13 +50,14 @@ class CrmSandboxAdmin:
 
     def add_payment(self, account_id: str, proposal_id: str, amount: Decimal, received_on: date,
                     tip: Decimal = Decimal(0), method: str = "card",
-                    convenience_fee: Decimal = Decimal(0)) -> dict[str, Any]:
+                    convenience_fee: Decimal = Decimal(0), reference: str | None = None) -> dict[str, Any]:
         return self._post(f"/accounts/{account_id}/proposals/{proposal_id}/payments",
                           {"amount": str(amount), "tip": str(tip), "method": method,
-                           "convenience_fee": str(convenience_fee), "payment_date": received_on.isoformat()})
+                           "convenience_fee": str(convenience_fee), "payment_date": received_on.isoformat(),
+                           "reference": reference})
 
     def void_payment(self, account_id: str, payment_id: str, kind: str = "void") -> dict[str, Any]:
-        """Void a payment or refund it in full (kind "refund")."""
+        """Void a payment, refund it in full (kind "refund") or mark its ACH debit returned (kind "return")."""
         return self._post(f"/accounts/{account_id}/payments/{payment_id}/void", {"kind": kind})
 
     def contacts(self, account_id: str) -> list[dict[str, Any]]:

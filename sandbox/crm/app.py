@@ -59,10 +59,11 @@ class NewPayment(BaseModel):
     convenience_fee: Decimal = Decimal("0")
     method: str = "card"
     payment_date: date
+    reference: str | None = Field(default=None, min_length=1, max_length=64)  # e.g. a gateway transaction id
 
 
 class PaymentVoid(BaseModel):
-    kind: Literal["void", "refund"] = "void"
+    kind: Literal["void", "refund", "return"] = "void"  # "return": an ACH debit the bank returned
 
 
 class StepMove(BaseModel):
@@ -230,8 +231,10 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     @app.get("/v2/api/read_proposal_payments/{proposal_id}")
     def read_proposal_payments(account: AccountDep, proposal_id: str) -> dict[str, Any]:
+        """The proposal's payments, oldest first, voided ones included (marked), each with its `reference`."""
         own_proposal(account, proposal_id)
-        return envelope([p for p in store.payments.values() if p["proposal_id"] == proposal_id])
+        return envelope([{"reference": None, **p} for p in store.payments.values()
+                         if p["proposal_id"] == proposal_id])
 
     @app.post("/v2/api/create_proposal_payment")
     async def create_proposal_payment(account: AccountDep, request: Request) -> dict[str, Any]:
@@ -247,7 +250,11 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     async def void_proposal_payment(account: AccountDep, request: Request) -> dict[str, Any]:
         body = await fields(request)
         payment = own_payment(account, str(body.get("payment_id", "")))
-        return envelope(void_payment(account, payment, PaymentVoid(kind=body.get("kind", "void"))))
+        try:
+            void = PaymentVoid(kind=body.get("kind", "void"))
+        except ValueError as error:
+            raise CrmError("CT_525", f"Update failed: {error}") from error
+        return envelope(void_payment(account, payment, void))
 
     @app.post("/v2/api/update_client_sales_cycle")
     async def update_client_sales_cycle(account: AccountDep, request: Request) -> dict[str, Any]:
@@ -296,6 +303,7 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
                                         "proposal": None if proposal is None else proposal_json(proposal)})
 
     def payment_json(payment: dict[str, Any]) -> dict[str, Any]:
+        # No `reference` here: Ledgerflow's webhook models (CrmPayment) refuse fields they do not know.
         return {"id": payment["payment_id"], "amount": payment["amount"], "tip": payment["tip"],
                 "convenience_fee": payment.get("convenience_fee", "0"), "received_on": payment["payment_date"],
                 "method": payment["method"]}
@@ -308,7 +316,7 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     def record_payment(account: Account, proposal: dict[str, Any], payment: NewPayment) -> dict[str, Any]:
         added = store.add_payment(proposal["proposal_id"], payment.amount, payment.tip, payment.method,
-                                  payment.payment_date, payment.convenience_fee)
+                                  payment.payment_date, payment.convenience_fee, payment.reference)
         notify(account, "payment", about_payment(added))
         return added
 
@@ -380,7 +388,7 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
 
     @app.post("/admin/accounts/{account_id}/payments/{payment_id}/void")
     def admin_void_payment(account_id: str, payment_id: str, void: PaymentVoid) -> dict[str, Any]:
-        """Staff void a payment or refund it in full: the CRM tells Ledgerflow."""
+        """Staff void a payment, refund it in full or mark its ACH debit returned: the CRM tells Ledgerflow."""
         account = admin_account(account_id)
         return void_payment(account, own_payment(account, payment_id), void)
 

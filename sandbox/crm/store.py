@@ -139,18 +139,20 @@ class CrmStore:
             return dict(proposal)
 
     def add_payment(self, proposal_id: str, amount: Decimal, tip: Decimal, method: str, received_on: date,
-                    convenience_fee: Decimal = Decimal(0)) -> dict[str, Any]:
+                    convenience_fee: Decimal = Decimal(0), reference: str | None = None) -> dict[str, Any]:
+        """A payment as recorded; `reference` (a gateway transaction id, say) is kept, not de-duplicated on."""
         with self.lock:
             payment = {"payment_id": self.next_id("payment"), "proposal_id": proposal_id, "amount": str(amount),
                        "tip": str(tip), "convenience_fee": str(convenience_fee), "method": method,
-                       "payment_date": received_on.isoformat(), "voided": False, "void_kind": None,
-                       "voided_at": None, "created": now_iso()}
+                       "payment_date": received_on.isoformat(), "reference": reference, "voided": False,
+                       "void_kind": None, "voided_at": None, "created": now_iso()}
             self.payments[payment["payment_id"]] = payment
             self.proposals[proposal_id]["last_modified_date"] = now_iso()
             return dict(payment)
 
     def void_payment(self, payment_id: str, kind: str) -> dict[str, Any]:
-        """A void or a full refund: the payment stays on the proposal, marked."""
+        """A void, a full refund or an ACH return: the payment stays on the proposal, marked. Voiding it again
+        changes nothing (the first kind stays)."""
         with self.lock:
             payment = self.payments[payment_id]
             if not payment["voided"]:

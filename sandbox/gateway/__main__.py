@@ -1,4 +1,7 @@
-"""Run the payment gateway sandbox alone: `python -m sandbox.gateway --port 8730 [--state-file gateway.json]`."""
+"""Run the payment gateway sandbox alone: `python -m sandbox.gateway --port 8730 [--state-file gateway.json]`.
+
+A merchant's surcharge rate and webhook URL are set through its admin API (`PUT /admin/merchants/{id}/settings`,
+GatewaySandboxAdmin.set_settings); webhooks go out from a background thread, retried until answered."""
 
 import argparse
 from pathlib import Path
@@ -15,7 +18,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=get_settings().gateway_sandbox_port)
     parser.add_argument("--state-file", type=Path, default=None,
-                        help="keep merchants, keys and transactions in this JSON file across restarts "
+                        help="keep merchants (keys, settings) and transactions in this JSON file across restarts "
                              "(default: in memory)")
     args = parser.parse_args()
     uvicorn.run(create_app(GatewayStore(args.state_file)), host=args.host, port=args.port, log_level="warning")

@@ -1,6 +1,8 @@
 """A client for the gateway sandbox's admin surface: what the tests and the demo do as the merchant's bank and
-staff would (merchants and their keys, payment methods, the nightly settlement, ACH returns, faults)."""
+staff would (merchants, their keys and settings, payment methods, the nightly settlement, ACH returns,
+faults)."""
 
+from decimal import Decimal
 from typing import Any
 
 from sandbox.admin_client import SandboxAdminClient
@@ -23,7 +25,19 @@ class GatewaySandboxAdmin(SandboxAdminClient):
                                {"method": method, "customer_name": customer_name, "fails": fails,
                                 "customer_id": customer_id}))
 
+    def set_settings(self, merchant_id: str, surcharge_rate: Decimal | str = Decimal("0"),
+                     webhook_url: str | None = None) -> dict[str, Any]:
+        """Replace the merchant's settings (both: what is not given is off): `surcharge_rate`, a percent added
+        to credit-card charges (0: none), and `webhook_url`, where Stax's webhooks go (None: none). Answers
+        `{"id", "surcharge_rate", "webhook_url"}`."""
+        if not isinstance(surcharge_rate, Decimal | str):
+            raise TypeError(f"a surcharge rate must be a Decimal or a string, not {type(surcharge_rate).__name__}")
+        settings = dict(self._call("PUT", f"/merchants/{merchant_id}/settings",
+                                   {"surcharge_rate": str(surcharge_rate), "webhook_url": webhook_url}))
+        return {**settings, "surcharge_rate": Decimal(settings["surcharge_rate"])}
+
     def merchant(self, merchant_id: str) -> dict[str, Any]:
+        """The merchant, its settings, payment methods and charges."""
         return dict(self._call("GET", f"/merchants/{merchant_id}"))
 
     def charges(self, merchant_id: str, payment_method_id: str | None = None) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The gateway sandbox's HTTP surface: Stax's API (`Authorization: Bearer <api key>`: charge, transactions,
-void-or-refund) with its per-IP limits, and an admin API to set up merchants and payment methods, run the
-nightly settlement, return ACH debits and inject faults.
+void-or-refund, surcharge review) with its per-IP limits, its webhooks, and an admin API to set up merchants
+(their surcharge rate and webhook URL) and payment methods, run the nightly settlement, return ACH debits and
+inject faults.
 
 How it answers, which Ledgerflow's adapter relies on:
 - A charge the bank declines is recorded and answered HTTP 200 with `success: false` and a `message`; a repeat
@@ -12,6 +13,14 @@ How it answers, which Ledgerflow's adapter relies on:
   for `block_seconds` (an hour) once it has had `failures_per_window` failed requests (4xx but 429) in the
   window (10).
 - Amounts are JSON numbers parsed exactly, or strings: at most 2 decimals and above 0, never through a float.
+- Surcharges (a merchant's `surcharge_rate`, a percent) are added to credit-card charges by the gateway and
+  never to `total`: the transaction keeps `total` as asked and shows the gateway's `surcharge` beside it ("0.00"
+  for a bank debit or a merchant that does not surcharge). `GET /surcharge/review` previews it.
+- Webhooks, when the merchant has a `webhook_url`: a JSON POST of the charge as `GET /transaction/{id}` shows it
+  (for a void, refund or ACH return the charge it belongs to, as it now stands), header `stax-event-name`:
+  `create_transaction` (a new charge, declines included; a repeated idempotency_id sends nothing),
+  `update_transaction` (a void, refund or return), `update_transaction_settled` (settlement). Sent after the
+  change is saved, retried until answered; unsigned, as Stax documents no signature.
 """
 
 import asyncio
@@ -28,7 +37,8 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from models.money import cents
-from sandbox.gateway.store import Failure, GatewayStore, Merchant, Method, Refusal
+from sandbox.delivery import WebhookDelivery
+from sandbox.gateway.store import Failure, GatewayStore, Merchant, Method, Refusal, surcharge_of
 from sandbox.injected import FaultSettings
 from sandbox.qbo.chaos import Fault, FaultPlan
 from sandbox.qbo.wire import dumps, loads
@@ -164,6 +174,20 @@ class AchReturn(BaseModel):
     code: str = "R01"
 
 
+class MerchantSettings(BaseModel):
+    """What a PUT replaces: both settings at once, so what was left out is off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    surcharge_rate: Decimal = Field(default=Decimal("0"), ge=0, le=100, decimal_places=4, allow_inf_nan=False)
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2000)
+
+
+class SurchargeQuery(BaseModel):
+    payment_method_id: str = Field(min_length=1)
+    total: Annotated[Dollars, Field(gt=0)]
+
+
 def _parsed(model: type[T], body: Any) -> T:
     """The body as `model`, or Stax's 422: each bad field with its messages."""
     try:
@@ -184,12 +208,22 @@ async def _body(request: Request) -> Any:
         raise Answered(_json({"body": ["The body must be JSON."]}, 422)) from error
 
 
-def create_app(store: GatewayStore | None = None, limits: Limits | None = None) -> FastAPI:
+def create_app(store: GatewayStore | None = None, limits: Limits | None = None,
+               delivery: WebhookDelivery | None = None) -> FastAPI:
     store = store or GatewayStore()
+    delivery = delivery or WebhookDelivery()
     limiter = ClientLimiter(limits)
     fault_plans: dict[str, FaultPlan] = {}
     app = FastAPI(title="Payment gateway sandbox (Stax)", docs_url=None, redoc_url=None)
     app.state.store, app.state.limiter, app.state.fault_plans = store, limiter, fault_plans
+    app.state.delivery = delivery
+
+    def send_webhooks() -> None:
+        """Post what the store has announced, each after its change was saved (the store saves before it hands
+        an event out); queued, so no answer waits on a receiver."""
+        for event in store.take_events():
+            delivery.send(event.url, dumps(event.transaction).encode(),
+                          {"stax-event-name": event.name, "Content-Type": "application/json"})
 
     @app.middleware("http")
     async def limited(request: Request, call_next: Any) -> Any:
@@ -261,7 +295,22 @@ def create_app(store: GatewayStore | None = None, limits: Limits | None = None) 
         meta = new.meta.model_dump(mode="json", exclude_none=True) if new.meta else None
         transaction = store.charge(merchant, new.payment_method_id, new.total, new.idempotency_id, new.pre_auth,
                                    meta, new.invoice_id)
+        send_webhooks()
         return await answer(merchant, drop, store.public(transaction))
+
+    @app.get("/surcharge/review")
+    async def surcharge_review(merchant: MerchantDep, request: Request) -> Response:
+        """What a charge of `total` to the payment method would add: the merchant's rate on a credit card,
+        nothing on a bank account (its bin_type "ACH")."""
+        drop = await injected(merchant, write=False)
+        query = _parsed(SurchargeQuery, dict(request.query_params))
+        with store.lock:
+            method = store.own_payment_method(merchant, query.payment_method_id)["method"]
+            rate = merchant.rate if method == "card" else Decimal("0")
+        amount = surcharge_of(rate, method, query.total)
+        return await answer(merchant, drop, {"bin_type": "CREDIT" if method == "card" else "ACH",
+                                             "surcharge_rate": rate, "surcharge_amount": amount,
+                                             "total_with_surcharge": cents(query.total + amount)})
 
     @app.get("/transaction")
     async def transactions(merchant: MerchantDep, payment_method_id: str | None = None,
@@ -292,6 +341,7 @@ def create_app(store: GatewayStore | None = None, limits: Limits | None = None) 
         drop = await injected(merchant, write=True)
         change = _parsed(VoidOrRefund, await _body(request))
         charge = store.void_or_refund(merchant, transaction_id, change.total, change.idempotency_id)
+        send_webhooks()
         return await answer(merchant, drop, store.public(charge))
 
     # -- admin (sandbox only): what the merchant's bank and its staff do -----------------------------------
@@ -308,7 +358,19 @@ def create_app(store: GatewayStore | None = None, limits: Limits | None = None) 
         with store.lock:
             methods = [m for m in store.payment_methods.values() if m["merchant_id"] == merchant_id]
             charges = [store.public(t) for t in store.charges(merchant_id, payment_method_id)]
-        return _json({"id": merchant.id, "name": merchant.name, "payment_methods": methods, "charges": charges})
+        return _json({**settings_of(merchant), "name": merchant.name, "payment_methods": methods,
+                      "charges": charges})
+
+    def settings_of(merchant: Merchant) -> dict[str, Any]:
+        return {"id": merchant.id, "surcharge_rate": merchant.rate, "webhook_url": merchant.webhook_url}
+
+    @app.put("/admin/merchants/{merchant_id}/settings")
+    async def admin_set_settings(merchant_id: str, request: Request) -> Response:
+        """Replace the merchant's settings: {"surcharge_rate": "3.0", "webhook_url": "http://..."}; what is
+        left out goes back to its default (no surcharge, no webhooks). Later charges only."""
+        store.merchant(merchant_id)
+        settings = _parsed(MerchantSettings, await _body(request))
+        return _json(settings_of(store.set_settings(merchant_id, settings.surcharge_rate, settings.webhook_url)))
 
     @app.post("/admin/merchants/{merchant_id}/payment-methods")
     def admin_add_payment_method(merchant_id: str, new: NewPaymentMethod) -> Response:
@@ -328,7 +390,9 @@ def create_app(store: GatewayStore | None = None, limits: Limits | None = None) 
     def admin_settle(merchant_id: str) -> Response:
         """The nightly batch: every pending charge of the merchant settles (cards and ACH alike)."""
         store.merchant(merchant_id)
-        return _json([store.public(t) for t in store.settle(merchant_id)])
+        settled = [store.public(t) for t in store.settle(merchant_id)]
+        send_webhooks()
+        return _json(settled)
 
     @app.post("/admin/transactions/{transaction_id}/settle")
     def admin_settle_one(transaction_id: str) -> Response:
@@ -337,12 +401,16 @@ def create_app(store: GatewayStore | None = None, limits: Limits | None = None) 
             if found is None:
                 raise Refusal("id", f"transaction {transaction_id} not found", 404)
             store.settle(found["merchant_id"], transaction_id)
-            return _json(store.public(found))
+            settled = store.public(found)
+        send_webhooks()
+        return _json(settled)
 
     @app.post("/admin/transactions/{transaction_id}/return")
     def admin_return(transaction_id: str, ach_return: AchReturn | None = None) -> Response:
         """The bank returns an ACH debit (return code R01 unless given): a child void on the settled charge."""
         code = ach_return.code if ach_return else AchReturn().code
-        return _json(store.public(store.return_debit(transaction_id, code)))
+        returned = store.public(store.return_debit(transaction_id, code))
+        send_webhooks()
+        return _json(returned)
 
     return app

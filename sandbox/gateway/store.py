@@ -2,8 +2,14 @@
 transaction with its children (voids, refunds, ACH returns).
 
 In memory, or kept in a JSON file when given one, written after every change (before the answer goes out), so a
-restarted sandbox keeps its merchants' keys and still answers a repeated idempotency_id with the original
-transaction instead of charging again. Money is kept as cents strings and handed out as Decimal.
+restarted sandbox keeps its merchants' keys and settings and still answers a repeated idempotency_id with the
+original transaction instead of charging again. Money is kept as cents strings and handed out as Decimal.
+
+Surcharges (credit cards only) are the gateway's, never part of `total`: a charge keeps the `total` it was asked
+for and records the gateway's `surcharge` beside it, so the customer paid total + surcharge.
+
+Each change that Stax announces by webhook leaves an event in an outbox, with the charge as it stood at that
+moment; the app takes them out once the change is saved and posts them (see `take_events`).
 """
 
 import json
@@ -12,11 +18,11 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from models.money import cents
+from models.money import CENT, cents
 
 Method = Literal["card", "bank"]
 Failure = Literal["decline", "return"]
@@ -38,9 +44,33 @@ class Refusal(Exception):
 
 @dataclass
 class Merchant:
+    """A merchant, its key and its settings; the defaults are what a state file from before the settings means."""
+
     id: str
     name: str
     api_key: str
+    surcharge_rate: str = "0"  # a percent, kept as its exact decimal string; 0: no surcharge
+    webhook_url: str | None = None
+
+    @property
+    def rate(self) -> Decimal:
+        return Decimal(self.surcharge_rate)
+
+
+def surcharge_of(rate: Decimal, method: str, total: Decimal) -> Decimal:
+    """What the gateway adds to a charge: `rate` percent of the total, to the cent half-up, on cards only."""
+    if method != "card" or rate <= 0:
+        return Decimal("0.00")
+    return (Decimal(total) * rate / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A webhook to send once the change is saved: the merchant's URL then, Stax's event name, the charge."""
+
+    url: str
+    name: str
+    transaction: dict[str, Any]
 
 
 class GatewayStore:
@@ -52,6 +82,7 @@ class GatewayStore:
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.transactions: dict[str, dict[str, Any]] = {}  # in the order they were made
         self._by_idempotency_id: dict[tuple[str, str], str] = {}  # (merchant, idempotency_id) -> transaction
+        self._events: list[Event] = []
         if state_file is not None and state_file.exists():
             self._load(json.loads(state_file.read_text()))
 
@@ -60,6 +91,7 @@ class GatewayStore:
         self.customers, self.payment_methods = data["customers"], data["payment_methods"]
         self.transactions = data["transactions"]
         for transaction in self.transactions.values():
+            transaction.setdefault("surcharge", "0.00")  # made before surcharges existed
             if transaction["idempotency_id"] is not None:
                 self._by_idempotency_id[transaction["merchant_id"], transaction["idempotency_id"]] = transaction["id"]
 
@@ -93,6 +125,15 @@ class GatewayStore:
             raise Refusal("merchant", f"merchant {merchant_id} not found", 404)
         return merchant
 
+    def set_settings(self, merchant_id: str, surcharge_rate: Decimal, webhook_url: str | None) -> Merchant:
+        """Replace the merchant's settings. A new rate applies to later charges only; a repeat of an earlier
+        idempotency_id still answers the surcharge it was charged."""
+        with self.lock:
+            merchant = self.merchant(merchant_id)
+            merchant.surcharge_rate, merchant.webhook_url = str(surcharge_rate), webhook_url
+            self.save()
+            return merchant
+
     def merchant_by_key(self, api_key: str) -> Merchant | None:
         return next((m for m in self.merchants.values() if secrets.compare_digest(m.api_key, api_key)), None)
 
@@ -120,6 +161,28 @@ class GatewayStore:
             self.save()
             return dict(payment_method)
 
+    def own_payment_method(self, merchant: Merchant, payment_method_id: str) -> dict[str, Any]:
+        """The merchant's payment method, or the 422 Stax answers for one it does not know."""
+        payment_method = self.payment_methods.get(payment_method_id)
+        if payment_method is None or payment_method["merchant_id"] != merchant.id:
+            raise Refusal("payment_method_id", "The selected payment method id is invalid.")
+        return payment_method
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+    def _announce(self, name: str, charge: dict[str, Any]) -> None:
+        """Queue `name` with the charge as it stands now, if its merchant takes webhooks (called under the
+        lock, before the save; sent only after it)."""
+        url = self.merchants[charge["merchant_id"]].webhook_url
+        if url:
+            self._events.append(Event(url, name, self.public(charge)))
+
+    def take_events(self) -> list[Event]:
+        """The events of every change made so far, oldest first, each handed out once. Taken under the lock,
+        so any change they describe has been saved."""
+        with self.lock:
+            events, self._events = self._events, []
+            return events
+
     # -- transactions ------------------------------------------------------------------------------------
     def transaction(self, merchant: Merchant, transaction_id: str) -> dict[str, Any]:
         transaction = self.transactions.get(transaction_id)
@@ -146,8 +209,9 @@ class GatewayStore:
         transaction = {"id": str(uuid.uuid4()), "merchant_id": merchant.id, "type": kind,
                        "method": payment_method["method"], "payment_method_id": payment_method["id"],
                        "customer_id": payment_method["customer_id"], "total": str(cents(total)),
-                       "total_refunded": "0.00", "success": True, "message": None, "pre_auth": False,
-                       "settled_at": None, "invoice_id": None, "meta": {}, "reference_id": None, "child_ids": [],
+                       "surcharge": "0.00", "total_refunded": "0.00", "success": True, "message": None,
+                       "pre_auth": False, "settled_at": None, "invoice_id": None, "meta": {}, "reference_id": None,
+                       "child_ids": [],
                        "idempotency_id": idempotency_id, "request": request, "created_at": now_iso(), **fields}
         transaction["updated_at"] = transaction["created_at"]
         self.transactions[transaction["id"]] = transaction
@@ -159,22 +223,23 @@ class GatewayStore:
                pre_auth: bool = False, meta: dict[str, Any] | None = None,
                invoice_id: str | None = None) -> dict[str, Any]:
         """A charge: declined when the payment method is set to decline (recorded all the same, as Stax keeps
-        failed transactions), otherwise successful and waiting for the nightly settlement."""
+        failed transactions), otherwise successful and waiting for the nightly settlement. A card on a
+        surcharging merchant carries the surcharge beside `total` (a declined one the surcharge it attempted)."""
         request = {"op": "charge", "payment_method_id": payment_method_id, "total": str(cents(total)),
                    "pre_auth": pre_auth, "meta": meta or {}, "invoice_id": invoice_id}
         with self.lock:
             earlier = self._repeat(merchant, idempotency_id, request)
             if earlier is not None:
                 return earlier
-            payment_method = self.payment_methods.get(payment_method_id)
-            if payment_method is None or payment_method["merchant_id"] != merchant.id:
-                raise Refusal("payment_method_id", "The selected payment method id is invalid.")
+            payment_method = self.own_payment_method(merchant, payment_method_id)
             if pre_auth and payment_method["method"] == "bank":
                 raise Refusal("pre_auth", "A bank account cannot be pre-authorized.")
             declined = payment_method["fails"] == "decline"
             transaction = self._record(merchant, "charge", payment_method, total, idempotency_id, request,
                                        pre_auth=pre_auth, meta=meta or {}, invoice_id=invoice_id, success=not declined,
-                                       message=DECLINED[payment_method["method"]] if declined else None)
+                                       message=DECLINED[payment_method["method"]] if declined else None,
+                                       surcharge=str(surcharge_of(merchant.rate, payment_method["method"], total)))
+            self._announce("create_transaction", transaction)
             self.save()
             return transaction
 
@@ -194,10 +259,13 @@ class GatewayStore:
 
     def _child(self, parent: dict[str, Any], kind: str, total: Decimal, idempotency_id: str | None = None,
                request: dict[str, Any] | None = None, message: str | None = None) -> dict[str, Any]:
+        """A void, refund or return under the charge. A void gives back the whole of what was paid, the
+        surcharge too; a refund gives back part of `total` only."""
         merchant = self.merchants[parent["merchant_id"]]
         payment_method = self.payment_methods[parent["payment_method_id"]]
         child = self._record(merchant, kind, payment_method, total, idempotency_id, request or {},
-                             reference_id=parent["id"], message=message)
+                             reference_id=parent["id"], message=message,
+                             surcharge=parent["surcharge"] if kind == "void" else "0.00")
         parent["child_ids"].append(child["id"])
         parent["updated_at"] = child["created_at"]
         return child
@@ -228,6 +296,7 @@ class GatewayStore:
                     raise Refusal("total", f"The refund total {amount} is more than what is left to refund ({left}).")
                 self._child(charge, "refund", amount, idempotency_id, request)
                 charge["total_refunded"] = str(cents(Decimal(charge["total_refunded"]) + amount))
+            self._announce("update_transaction", charge)
             self.save()
             return charge
 
@@ -243,6 +312,7 @@ class GatewayStore:
                         or (transaction_id is not None and charge["id"] != transaction_id)):
                     continue
                 charge["settled_at"] = charge["updated_at"] = now_iso()
+                self._announce("update_transaction_settled", charge)
                 if self.payment_methods[charge["payment_method_id"]]["fails"] == "return":
                     self._return(charge, "R01")
                 settled.append(charge)
@@ -263,12 +333,14 @@ class GatewayStore:
                 raise Refusal("id", "A refunded debit cannot be returned.")
             if charge["settled_at"] is None:
                 charge["settled_at"] = now_iso()
+                self._announce("update_transaction_settled", charge)
             self._return(charge, code)
             self.save()
             return charge
 
     def _return(self, charge: dict[str, Any], code: str) -> None:
         self._child(charge, "void", Decimal(charge["total"]), message=f"ACH return {code}")
+        self._announce("update_transaction", charge)
 
     def charges(self, merchant_id: str, payment_method_id: str | None = None) -> list[dict[str, Any]]:
         return [t for t in self.transactions.values() if t["merchant_id"] == merchant_id and t["type"] == "charge"
@@ -283,7 +355,8 @@ class GatewayStore:
             settled = transaction["settled_at"] is not None
             hidden = ("merchant_id", "request", "child_ids")
             return {**{k: v for k, v in transaction.items() if k not in hidden},
-                    "total": total, "total_refunded": refunded, "is_captured": not transaction["pre_auth"],
+                    "total": total, "surcharge": Decimal(transaction["surcharge"]), "total_refunded": refunded,
+                    "is_captured": not transaction["pre_auth"],
                     "is_voidable": open_charge and not settled,
                     "is_refundable": open_charge and settled and not transaction["pre_auth"] and refunded < total,
                     "child_transactions": [self.public(self.transactions[c]) for c in transaction["child_ids"]]}

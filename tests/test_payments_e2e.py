@@ -1,0 +1,357 @@
+"""Payment collection end to end through the real parts: the API takes the payment, the worker on the dev
+server charges the gateway sandbox over HTTP, records the payment on the CRM sandbox's proposal, whose webhook
+brings it to the proposal's workflow, which books it in the QBO sandbox (python-quickbooks) and the ledger.
+Each test checks what a franchisee would: one charge, one CRM payment, one QBO payment applied, the ledger
+and the customer's balance right; declines, returns and faults change nothing they should not."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.crm import crm_client_for
+from config.settings import Settings
+from models.accounts import Franchisee
+from models.api_keys import create_api_key
+from models.collection_ledger import CollectedPayment
+from models.gateway_credentials import save_gateway_credentials
+from models.gateway_webhooks import webhook_path
+from models.ledger import LedgerPayment
+from models.proposals import ProposalState
+from models.scheduled_payments import ScheduledPaymentState
+from sandbox.crm.admin import CrmSandboxAdmin
+from sandbox.gateway.admin import GatewaySandboxAdmin
+from sandbox.qbo.admin import list_objects
+from sandbox.serve import ServerThread
+from schedules import install_autopay_schedule
+from tests.e2e import settled, worker
+from tests.test_lifecycle_e2e import LINES, TOTAL
+from tests.test_proposal_e2e import replay
+
+D = Decimal
+
+
+class Shop:
+    """acme-austin with its gateway merchant (webhooks to this test's API), its API key and its CRM."""
+
+    def __init__(self, settings: Settings, engine: Engine, api: ServerThread, account: str) -> None:
+        self.settings, self.engine, self.account = settings, engine, account
+        self.crm = CrmSandboxAdmin(settings.crm_api_url)
+        self.gateway = GatewaySandboxAdmin(settings.gateway_api_url)
+        created = self.gateway.create_merchant("Acme Home Services of Austin", f"austin-{uuid.uuid4().hex[:8]}")
+        self.merchant = created["id"]
+        self.gateway.set_settings(self.merchant, webhook_url=api.url + webhook_path(settings, account))
+        save_gateway_credentials(engine, account, created["api_key"])
+        self.http = httpx.AsyncClient(base_url=api.url, timeout=60,
+                                      headers={"X-API-Key": create_api_key(engine, account)})
+
+    def method(self, kind: str = "card", fails: str | None = None) -> str:
+        return str(self.gateway.add_payment_method(self.merchant, kind, f"Customer {uuid.uuid4().hex[:6]}",
+                                                   fails)["id"])
+
+    def charges(self, payment_method_id: str) -> list[dict[str, Any]]:
+        return self.gateway.charges(self.merchant, payment_method_id)
+
+    async def invoiced(self, client: Any, lines: list[dict[str, Any]] = LINES,
+                       contact_id: str | None = None) -> tuple[str, ProposalState]:
+        """A proposal (of a new contact, or of `contact_id`) taken to Job Complete: its QBO invoice made and
+        saved in the ledger."""
+        if contact_id is None:
+            contact_id = self.crm.create_contact(self.account, firstName="Jordan",
+                                                 lastName=f"Lee{uuid.uuid4().hex[:6]}")["client_id"]
+        proposal_id = self.crm.create_proposal(self.account, contact_id, lines,
+                                               number=f"C-{uuid.uuid4().hex[:6]}")["proposal_id"]
+        self.crm.move_step(self.account, contact_id, "Proposal Sent", proposal_id)
+        await settled(client, self.account, proposal_id, lambda s: s.estimate_id)
+        self.crm.move_step(self.account, contact_id, "Job Complete", proposal_id)
+        return proposal_id, await settled(client, self.account, proposal_id, lambda s: s.invoice_id)
+
+    async def pay(self, key: str, **body: Any) -> httpx.Response:
+        return await self.http.post(f"/accounts/{self.account}/payments", json=body, headers={"Idempotency-Key": key})
+
+    def crm_payments(self, proposal_id: str) -> list[dict[str, Any]]:
+        with crm_client_for(self.settings, self.engine, self.account) as crm:
+            return crm.proposal_payments(proposal_id)
+
+    def ledger(self, proposal_id: str) -> list[LedgerPayment]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(LedgerPayment).where(LedgerPayment.proposal_id == proposal_id)))
+
+    def collection(self, key: str) -> CollectedPayment:
+        with Session(self.engine) as session:
+            row = session.get(CollectedPayment, (self.account, key))
+        assert row is not None
+        return row
+
+    async def balance(self, customer_id: str) -> dict[str, Any]:
+        answer = await self.http.get(f"/accounts/{self.account}/customers/{customer_id}/balance")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture
+def shop(e2e_settings: Settings, engine: Engine, api: ServerThread, account_realm: str,
+         crm_account: str) -> Iterator[Shop]:
+    yield Shop(e2e_settings, engine, api, crm_account)
+
+
+def austin_today() -> date:
+    return datetime.now(ZoneInfo("America/Chicago")).date()
+
+
+def qbo_payments(settings: Settings, realm: str, customer_id: str) -> list[dict[str, Any]]:
+    return [p for p in list_objects(settings.qbo_api_url, realm, "Payment")
+            if p["CustomerRef"]["value"] == customer_id and D(str(p["TotalAmt"])) > 0]
+
+
+def invoice(settings: Settings, realm: str, invoice_id: str) -> dict[str, Any]:
+    return next(i for i in list_objects(settings.qbo_api_url, realm, "Invoice") if i["Id"] == invoice_id)
+
+
+async def until(check: Any, seconds: float = 60) -> Any:
+    for _ in range(int(seconds * 10)):
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {check}")
+
+
+async def test_a_partial_card_payment_with_a_tip_lands_once_everywhere_even_when_submitted_twice(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str, executor: ThreadPoolExecutor
+) -> None:
+    card = shop.method("card")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        body = {"proposal_id": proposal_id, "payment_method_id": card, "method": "card", "amount": "100.00",
+                "tip": "15.00"}
+        first, second = await asyncio.gather(shop.pay("pay-1", **body), shop.pay("pay-1", **body))  # a double click
+        assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+        result = first.json()
+        assert result == second.json()
+        # Austin adds 3% of the amount (never of the tip): 100.00 + 15.00 + 3.00.
+        assert (result["status"], result["amount"], result["tip"], result["convenience_fee"]) == (
+            "charged", "100.00", "15.00", "3.00")
+        [charge] = shop.charges(card)
+        assert (charge["id"], D(str(charge["total"]))) == (result["transaction_id"], D("118.00"))
+
+        state = await settled(dev_env.client, shop.account, proposal_id,
+                              lambda s: s.payments and s.payments[0].applied is not None)
+        [crm_payment] = shop.crm_payments(proposal_id)
+        assert (crm_payment["payment_id"], crm_payment["reference"]) == (result["crm_payment_id"], charge["id"])
+        [qbo_payment] = qbo_payments(e2e_settings, account_realm, state.customer_id or "")
+        assert D(str(qbo_payment["TotalAmt"])) == D("118.00")
+        assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL - D("118.00")
+        [row] = shop.ledger(proposal_id)
+        assert (row.amount, row.tip, row.convenience_fee, row.method, row.voided) == (
+            D("100.00"), D("15.00"), D("3.00"), "card", None)
+        balance = await shop.balance(state.customer_id or "")
+        assert (balance["total_balance"], balance["open_invoices"], balance["total_past_due"]) == (
+            str(TOTAL - D("118.00")), 1, "0.00")
+
+        # The same key later, even with another amount, answers with the first payment and charges nothing.
+        again = await shop.pay("pay-1", **{**body, "amount": "50.00"})
+        assert again.json()["transaction_id"] == result["transaction_id"] and len(shop.charges(card)) == 1
+        # More than is still due is refused before anything is charged.
+        too_much = await shop.pay("pay-2", **{**body, "amount": str(TOTAL)})
+        assert too_much.status_code == 409 and "still due" in too_much.json()["message"]
+        assert len(shop.charges(card)) == 1
+        await replay(dev_env.client, f"collect:{shop.account}:pay-1")
+
+
+async def test_a_declined_card_is_reported_and_changes_no_books(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str, executor: ThreadPoolExecutor
+) -> None:
+    declining = shop.method("card", fails="decline")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        answer = await shop.pay("declined-1", proposal_id=proposal_id, payment_method_id=declining, method="card",
+                                amount="50.00")
+        assert answer.status_code == 402 and answer.json()["status"] == "declined"
+        assert "declined" in answer.json()["message"].lower()
+        assert shop.crm_payments(proposal_id) == [] and shop.ledger(proposal_id) == []
+        assert shop.collection("declined-1").status == "declined"
+        assert (await shop.balance(state.customer_id or ""))["total_balance"] == str(TOTAL)  # nothing held
+        assert qbo_payments(e2e_settings, account_realm, state.customer_id or "") == []
+        await replay(dev_env.client, f"collect:{shop.account}:declined-1")
+
+
+async def test_an_ach_return_reverses_the_payment_in_qbo_the_crm_and_the_ledger(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str, executor: ThreadPoolExecutor
+) -> None:
+    bouncing = shop.method("bank", fails="return")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        answer = await shop.pay("ach-1", invoice_id=state.invoice_id, payment_method_id=bouncing, method="bank",
+                                amount="200.00")
+        assert answer.status_code == 200 and answer.json()["status"] == "charged", answer.text
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        [row] = shop.ledger(proposal_id)
+        assert (row.amount, row.convenience_fee, row.method) == (D("200.00"), D("6.00"), "ach")
+        assert (await shop.balance(state.customer_id or ""))["total_balance"] == str(TOTAL - D("206.00"))
+
+        shop.gateway.settle(shop.merchant)  # the nightly batch; the bank sends the debit back (its webhook wakes us)
+        await until(lambda: shop.collection("ach-1").status == "returned")
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments[0].voided_in_qbo)
+        [crm_payment] = shop.crm_payments(proposal_id)
+        assert (crm_payment["voided"], crm_payment["void_kind"]) == (True, "return")
+        [row] = shop.ledger(proposal_id)
+        assert row.voided == "return"
+        assert qbo_payments(e2e_settings, account_realm, state.customer_id or "") == []  # voided: zero
+        assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL
+        assert (await shop.balance(state.customer_id or ""))["total_balance"] == str(TOTAL)
+        await replay(dev_env.client, f"ach:{shop.account}:{answer.json()['transaction_id']}")
+
+
+async def test_gateway_faults_never_charge_twice(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, executor: ThreadPoolExecutor
+) -> None:
+    settings = e2e_settings.model_copy(update={"gateway_http_timeout_seconds": 0.5, "gateway_retries": 0})
+    card = shop.method("card")
+    async with worker(dev_env, settings, executor):
+        proposal_id, _state = await shop.invoiced(dev_env.client)
+        # The charge goes through but its answer is lost, then the gateway fails, then it times out.
+        shop.gateway.set_faults(shop.merchant, queued=["drop", "500", "timeout", "429"], hold_seconds=1.0)
+        answer = await shop.pay("faulty-1", proposal_id=proposal_id, payment_method_id=card, method="card",
+                                amount="80.00")
+        assert answer.status_code == 200 and answer.json()["status"] == "charged", answer.text
+        [charge] = shop.charges(card)
+        assert D(str(charge["total"])) == D("82.40")  # 80.00 + 3%
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        assert len(shop.crm_payments(proposal_id)) == 1 and len(shop.ledger(proposal_id)) == 1
+        shop.gateway.set_faults(shop.merchant)
+
+
+async def test_a_scheduled_payment_is_lowered_by_an_earlier_payment_and_can_be_moved_or_cancelled(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str, engine: Engine,
+    executor: ThreadPoolExecutor
+) -> None:
+    card = shop.method("card")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        later = austin_today() + timedelta(days=30)
+        made = await shop.http.post(f"/accounts/{shop.account}/scheduled-payments", json={
+            "schedule_id": "rest-of-it", "proposal_id": proposal_id, "payment_method_id": card, "method": "card",
+            "amount": str(TOTAL), "pay_on": later.isoformat()})
+        assert made.status_code == 201 and made.json()["status"] == "scheduled", made.text
+        cancelled = await shop.http.post(f"/accounts/{shop.account}/scheduled-payments", json={
+            "schedule_id": "never", "proposal_id": proposal_id, "payment_method_id": card, "method": "card",
+            "amount": "10.00", "pay_on": later.isoformat()})
+        assert cancelled.status_code == 201
+        gone = await shop.http.delete(f"/accounts/{shop.account}/scheduled-payments/never")
+        assert gone.json()["status"] == "cancelled"
+
+        # A payment by hand first: 100.00 + 3.00 fee.
+        paid = await shop.pay("by-hand", proposal_id=proposal_id, payment_method_id=card, method="card",
+                              amount="100.00")
+        assert paid.json()["status"] == "charged"
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+
+        # Moved to a day already begun: it pays what is left then, not the 319.00 scheduled.
+        moved = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
+                                      json={"pay_on": (austin_today() - timedelta(days=1)).isoformat()})
+        assert moved.status_code == 200, moved.text
+        handle = dev_env.client.get_workflow_handle(f"scheduled:{shop.account}:rest-of-it",
+                                                    result_type=ScheduledPaymentState)
+        final = await handle.result()
+        assert final.status == "done" and final.result is not None and final.result.status == "charged"
+        # 216.00 was left: 209.71 and its 3% fee (6.29) come to exactly that, so the invoice is not overpaid.
+        row = shop.collection("scheduled-rest-of-it")
+        assert (row.amount, row.convenience_fee) == (D("209.71"), D("6.29"))
+        assert [D(str(c["total"])) for c in shop.charges(card)] == [D("103.00"), D("216.00")]
+        await settled(dev_env.client, shop.account, proposal_id,
+                      lambda s: len(s.payments) == 2 and all(p.applied is not None for p in s.payments))
+        assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == D("0")
+        # Cancelled: never charged. Paid: moving it now is refused.
+        assert len(shop.charges(card)) == 2
+        late = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
+                                     json={"pay_on": later.isoformat()})
+        assert late.status_code == 409
+        await replay(dev_env.client, f"scheduled:{shop.account}:rest-of-it")
+
+
+async def test_autopay_pays_each_invoice_once_by_the_first_configuration_that_matches(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str,
+    executor: ThreadPoolExecutor
+) -> None:
+    first_card, second_card, bank = shop.method("card"), shop.method("card"), shop.method("bank")
+    small = [{"product": "Gutter Guard", "description": "Per foot", "quantity": "20", "unit_price": "4.25"}]  # 85.00
+    async with worker(dev_env, e2e_settings, executor):
+        big_id, big = await shop.invoiced(dev_env.client)  # 319.00, two lines
+        assert big.contact is not None and big.proposal is not None
+        small_id, small_state = await shop.invoiced(dev_env.client, small, contact_id=big.contact.id)
+        assert small_state.customer_id == big.customer_id and small_state.proposal is not None
+        customer = big.customer_id
+
+        configs = [
+            {"id": "small-jobs", "position": 1, "name": "Small jobs on the first card",
+             "payment_method_id": first_card, "method": "card",
+             "criteria": [{"field": "amount", "operator": "le", "value": "100"},
+                          {"field": "line_item", "operator": "is", "value": "gutter guard"}]},
+            {"id": "everything", "position": 2, "name": "The rest on the second card",
+             "payment_method_id": second_card, "method": "card", "criteria": []},
+            {"id": "off", "position": 0, "name": "Disabled bank rule", "payment_method_id": bank,
+             "method": "bank", "criteria": [], "disabled": True},
+        ]
+        saved = await shop.http.put(f"/accounts/{shop.account}/customers/{customer}/autopay",
+                                    json={"configs": configs})
+        assert saved.status_code == 200, saved.text
+        today = austin_today()
+        # Two cycles at once (yesterday's caught up while today's starts) and today's again afterwards.
+        cycles = await asyncio.gather(*(shop.http.post(f"/accounts/{shop.account}/autopay-cycles",
+                                                       json={"cycle_date": day.isoformat()})
+                                        for day in (today - timedelta(days=1), today)))
+        outcomes = [o for cycle in cycles for o in cycle.json()["outcomes"] if o["result"]["status"] == "charged"]
+        assert sorted((o["invoice_number"], o["config_id"]) for o in outcomes) == sorted(
+            [(small_state.proposal.number, "small-jobs"), (big.proposal.number, "everything")])
+        again = await shop.http.post(f"/accounts/{shop.account}/autopay-cycles", json={"cycle_date": today.isoformat()})
+        assert again.json() == cycles[1].json()  # the day already ran: its result, nothing charged
+        # Each invoice in full, its 3% fee within it: 82.52 + 2.48 and 309.71 + 9.29.
+        assert [D(str(c["total"])) for c in shop.charges(first_card)] == [D("85.00")]
+        assert [D(str(c["total"])) for c in shop.charges(second_card)] == [D("319.00")]
+        assert shop.charges(bank) == []
+        for proposal_id in (big_id, small_id):
+            await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        assert (await shop.balance(customer or ""))["open_invoices"] == 0
+        for day in (today - timedelta(days=1), today):
+            await replay(dev_env.client, f"autopay:{shop.account}:{day.isoformat()}")
+
+
+async def test_the_daily_autopay_schedule_runs_at_the_accounts_time_and_pays_what_is_due(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, engine: Engine, executor: ThreadPoolExecutor
+) -> None:
+    card = shop.method("card")
+    with Session(engine) as session:
+        franchisee = session.get(Franchisee, shop.account)
+    assert franchisee is not None
+    installed = await install_autopay_schedule(dev_env.client, e2e_settings, franchisee)
+    schedule = dev_env.client.get_schedule_handle(installed.schedule_id)
+    try:
+        assert not (await install_autopay_schedule(dev_env.client, e2e_settings, franchisee)).created
+        described = await schedule.describe()
+        assert described.schedule.spec.time_zone_name == "America/Chicago"
+        assert all(t.astimezone(ZoneInfo("America/Chicago")).time() == time(6, 0)
+                   for t in described.info.next_action_times)
+        async with worker(dev_env, e2e_settings, executor):
+            proposal_id, state = await shop.invoiced(dev_env.client)
+            saved = await shop.http.put(f"/accounts/{shop.account}/customers/{state.customer_id}/autopay", json={
+                "configs": [{"id": "all", "position": 1, "name": "Everything", "payment_method_id": card,
+                             "method": "card"}]})
+            assert saved.status_code == 200, saved.text
+            await schedule.trigger()  # as at 06:00
+            [charge] = await until(lambda: shop.charges(card))
+            assert D(str(charge["total"])) == TOTAL  # 309.71 and its fee: the invoice, exactly
+            await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+            assert (await shop.balance(state.customer_id or ""))["total_balance"] == "0.00"
+    finally:
+        await schedule.delete()
