@@ -24,7 +24,13 @@ from config.settings import Settings
 from models import search_attributes as sa
 from models.accounts import Franchisee
 from models.autopay_cycles import AutopayCycleInput, AutopayCycleResult, autopay_workflow_id
-from models.collections import CollectionResult, CollectPayment, collection_workflow_id
+from models.collections import (
+    CollectionResult,
+    CollectPayment,
+    RefundPayment,
+    collection_workflow_id,
+    refund_workflow_id,
+)
 from models.db import get_engine
 from models.enrollments import EnrollmentInput, SalesCycleChanged, plan_workflow_id
 from models.leads import EmailCaptureInput, LeadDelivery, LeadIntakeInput, email_workflow_id, lead_workflow_id
@@ -313,16 +319,16 @@ async def send_captured_email(client: Client, franchisor_id: str, task_queue: st
 
 # -- payments ---------------------------------------------------------------------------------------------
 async def _start_once(client: Client, workflow: str, input: Any, workflow_id: str, result_type: type,
-                      task_queue: str, attributes: list[SearchAttributePair[str]],
-                      summary: str) -> WorkflowHandle[Any, Any]:
+                      task_queue: str, attributes: list[SearchAttributePair[str]], summary: str,
+                      reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE
+                      ) -> WorkflowHandle[Any, Any]:
     """Start a workflow whose id is the caller's idempotency key: the same key again, while it runs or after
-    it ended, gets the first run (and its result), never a second one."""
+    it ended (after it failed too, unless `reuse` says otherwise), gets the first run and its result."""
     try:
         return await client.start_workflow(
             workflow, input, id=workflow_id, task_queue=task_queue, result_type=result_type,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(attributes), static_summary=summary)
+            id_reuse_policy=reuse, search_attributes=TypedSearchAttributes(attributes), static_summary=summary)
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id, result_type=result_type)
 
@@ -342,6 +348,18 @@ async def start_collection(client: Client, settings: Settings, franchisee: Franc
         collection_workflow_id(franchisee.account_id, request.collection_key), CollectionResult,
         settings.task_queue, _payment_attributes(franchisee, request.proposal_id, "reserved"),
         f"Collect {request.amount} (+{request.tip} tip) by {request.method} for proposal {request.proposal_id}")
+
+
+async def start_refund(client: Client, settings: Settings, franchisee: Franchisee,
+                       request: RefundPayment) -> WorkflowHandle[Any, CollectionResult]:
+    """Give a collected payment back in full, once: a second request joins (or reads) the first refund."""
+    return await _start_once(
+        client, "PaymentRefundWorkflow", request, refund_workflow_id(franchisee.account_id, request.collection_key),
+        CollectionResult, settings.task_queue,
+        [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
+         SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id)],
+        f"Refund payment {request.collection_key}",
+        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)  # refused while not yet charged: ask again later
 
 
 async def start_scheduled_payment(client: Client, settings: Settings, franchisee: Franchisee,

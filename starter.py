@@ -34,6 +34,7 @@ from dispatch import (
     start_autopay_cycle,
     start_collection,
     start_reconcile,
+    start_refund,
     start_royalty_run,
     start_scheduled_payment,
 )
@@ -43,7 +44,7 @@ from models.api_keys import create_api_key, list_api_keys, revoke_api_key
 from models.audit import QboAuditLog
 from models.autopay import AutopayConfig
 from models.autopay_configs import ConfigLocked, replace_configs
-from models.collections import CollectionStatus, CollectPayment
+from models.collections import CollectionStatus, CollectPayment, RefundPayment
 from models.crm_credentials import save_crm_credentials
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.db import create_tables, get_engine
@@ -918,6 +919,14 @@ async def cmd_pay(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.status == CollectionStatus.CHARGED else 4
 
 
+async def cmd_payments_refund(settings: Settings, args: argparse.Namespace) -> int:
+    """Give a collected payment back in full (voided before it settles, refunded after), once."""
+    handle = await start_refund(await connect(settings), settings, _franchisee(settings, args.account),
+                                RefundPayment(account_id=args.account, collection_key=args.key, reason=args.reason))
+    print((await handle.result()).model_dump_json(indent=2))
+    return 0
+
+
 async def cmd_payments_schedule(settings: Settings, args: argparse.Namespace) -> int:
     franchisee = _franchisee(settings, args.account)
     payments = PaymentSettings.model_validate(franchisee.payments)
@@ -1013,7 +1022,13 @@ def _add_payment_commands(commands: Any) -> None:
     pay.add_argument("--tip", type=Decimal, default=Decimal("0"))
     pay.add_argument("--note")
     pay.set_defaults(run=cmd_pay)
-    payments = commands.add_parser("payments", help="scheduled payments").add_subparsers(dest="sub", required=True)
+    payments = commands.add_parser("payments", help="refunds and scheduled payments").add_subparsers(
+        dest="sub", required=True)
+    refund = payments.add_parser("refund", help="give a collected payment back in full")
+    refund.add_argument("--account", required=True)
+    refund.add_argument("--key", required=True, help="the payment's idempotency key")
+    refund.add_argument("--reason")
+    refund.set_defaults(run=cmd_payments_refund)
     schedule = payments.add_parser("schedule", help="pay up to --amount on a date (less when less is due)")
     target(schedule)
     schedule.add_argument("--id", required=True)

@@ -33,6 +33,7 @@ from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.payment_collection import PaymentCollectionWorkflow
+from workflows.payment_refund import PaymentRefundWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -41,7 +42,8 @@ from workflows.scheduled_payment import ScheduledPaymentWorkflow
 
 WORKFLOWS = [ProposalWorkflow, ReconcileWorkflow, NightlyRoyaltyWorkflow, RoyaltyRunWorkflow, FranchiseeRoyaltyWorkflow,
              ActionPlanWorkflow, PlanPreviewWorkflow, LeadIntakeWorkflow, EmailCaptureWorkflow,
-             PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow]
+             PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow,
+             PaymentRefundWorkflow]
 
 
 class PlansInvalid(Exception):

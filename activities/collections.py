@@ -13,7 +13,14 @@ from temporalio.exceptions import ApplicationError
 
 from models.accounts import Franchisee
 from models.collection_ledger import CollectedPayment, CollectionTurn
-from models.collections import CollectionStatus, CollectionUpdate, CollectPayment, Reservation
+from models.collections import (
+    CollectedCharge,
+    CollectionStatus,
+    CollectionUpdate,
+    CollectPayment,
+    RefundPayment,
+    Reservation,
+)
 from models.db import session_scope
 from models.money import cents
 from models.payment_settings import PaymentSettings
@@ -52,8 +59,8 @@ class CollectionActivities:
 
     @activity.defn
     def reserve_collection(self, input: CollectPayment) -> Reservation:
-        """Hold the amount (lowered to what is due with up_to_due; refused when more than is due otherwise),
-        work out the convenience fee, and write the collection's row. A repeat returns the row's reservation."""
+        """Hold the amount and its convenience fee (lowered to fit what is due with up_to_due; refused when more
+        than is due otherwise) and write the collection's row. A repeat returns the row's reservation."""
         with session_scope(self.engine) as session:
             _take_turn(session, input.account_id, input.proposal_id)
             owed = owed_on_proposal(session, input.account_id, input.proposal_id, excluding_key=input.collection_key)
@@ -71,14 +78,16 @@ class CollectionActivities:
                                    f"payment (proposal {row.proposal_id})", "CollectionKeyReused")
                 return _reservation(row, owed.number, owed.customer_name, settings)
             amount = min(input.amount, settings.amount_within(owed.due)) if input.up_to_due else input.amount
-            if amount > owed.due:
-                raise _refused(f"{amount} is more than the {owed.due} still due on proposal {owed.number} "
+            fee = settings.convenience_fee(amount)
+            if amount + fee > owed.due:  # the tip alone may go past it: it is the customer's gift, on top
+                with_fee = f" with its {fee} fee" if fee else ""
+                raise _refused(f"{amount}{with_fee} is more than the {owed.due} still due on proposal {owed.number} "
                                f"(total {owed.total}, paid {owed.paid}, being collected {owed.held})")
             row = CollectedPayment(
                 account_id=input.account_id, collection_key=input.collection_key, proposal_id=input.proposal_id,
                 source=input.source.value, method=input.method, payment_method_id=input.payment_method_id,
                 amount=amount, tip=input.tip if amount > 0 else cents(0),
-                convenience_fee=settings.convenience_fee(amount), surcharge=cents(0),
+                convenience_fee=fee, surcharge=cents(0),
                 received_on=local_today(franchisee.time_zone),
                 status=(CollectionStatus.RESERVED if amount > 0 else CollectionStatus.NOTHING_DUE).value)
             session.add(row)
@@ -100,5 +109,19 @@ class CollectionActivities:
             row.updated_at = datetime.now(UTC)
             session.add(row)
 
+    @activity.defn
+    def load_collected_charge(self, input: RefundPayment) -> CollectedCharge:
+        """The collection's transaction, for a refund; refused unless it was charged and not given back."""
+        with Session(self.engine) as session:
+            row = session.get(CollectedPayment, (input.account_id, input.collection_key))
+        if row is None or row.transaction_id is None:
+            raise _refused(f"no charged payment {input.collection_key!r} in account {input.account_id}",
+                           "CollectionUnknown")
+        status = CollectionStatus(row.status)
+        if status not in (CollectionStatus.CHARGED, CollectionStatus.SETTLED, CollectionStatus.REFUNDED):
+            raise _refused(f"payment {input.collection_key!r} is {status.value}: there is nothing to give back",
+                           "NothingToRefund")
+        return CollectedCharge(transaction_id=row.transaction_id, crm_payment_id=row.crm_payment_id, status=status)
+
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.reserve_collection, self.finish_collection]
+        return [self.reserve_collection, self.finish_collection, self.load_collected_charge]

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AUTH_RESPONSES, AccountReader
-from dispatch import start_collection, start_scheduled_payment
+from dispatch import start_collection, start_refund, start_scheduled_payment
 from models.accounts import Franchisee
 from models.collection_ledger import CollectedPayment
 from models.collections import (
@@ -25,6 +25,7 @@ from models.collections import (
     CollectionStatus,
     CollectPayment,
     PaymentMethodKind,
+    RefundPayment,
     collection_workflow_id,
 )
 from models.money import Money, cents
@@ -36,6 +37,7 @@ from models.scheduled_payments import (
     SchedulePayment,
     scheduled_workflow_id,
 )
+from workflows.errors import cause_message
 
 router = APIRouter(prefix="/accounts", tags=["payments"])
 ANSWERS = {CollectionStatus.CHARGED: 200, CollectionStatus.DECLINED: 402, CollectionStatus.REFUSED: 409,
@@ -155,6 +157,30 @@ async def get_payment(account_id: str, idempotency_key: str, request: Request, _
     with Session(request.app.state.engine) as session:
         row = session.get(CollectedPayment, (account_id, idempotency_key))
     return CollectionView(workflow_id=workflow_id, result=result, ledger_status=row.status if row else None)
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/{account_id}/payments/{idempotency_key}/refund", responses={
+    **AUTH_RESPONSES, 409: {"description": "nothing to give back: declined, refused, returned or never charged"}})
+async def refund_payment(account_id: str, idempotency_key: str, body: RefundRequest, request: Request,
+                         response: Response, _caller: AccountReader) -> CollectionResult:
+    """Give a collected payment back in full (voided before it settles, refunded after), once: the same
+    request again answers with the first refund."""
+    handle = await start_refund(request.app.state.temporal, request.app.state.settings,
+                                _franchisee(request, account_id),
+                                RefundPayment(account_id=account_id, collection_key=idempotency_key,
+                                              reason=body.reason))
+    try:
+        return await handle.result()
+    except WorkflowFailureError as failure:
+        response.status_code = status.HTTP_409_CONFLICT
+        return CollectionResult(status=CollectionStatus.REFUSED, collection_key=idempotency_key,
+                                message=cause_message(failure))
 
 
 # -- scheduled payments -----------------------------------------------------------------------------------

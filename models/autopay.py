@@ -3,14 +3,14 @@
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from operator import eq, ge, gt, le, lt, ne
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from models.money import LIMIT, Money
+from models.money import Money, exact_decimal
 
 
 class Operator(StrEnum):
@@ -54,18 +54,11 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
 def _number(value: Any, field: str) -> Decimal:
-    """A finite decimal from a string or integer; floats are refused as they are for money."""
-    if isinstance(value, float):
-        raise ValueError(f"value for {field} must be a string or integer, not a float: {value!r}")
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValueError(f"value for {field} must be a number given as a string or integer, not {value!r}")
+    """A finite decimal from a string or integer, parsed as money is (floats refused)."""
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation as error:
-        raise ValueError(f"value for {field} must be a number, not {str(value)[:40]!r}") from error
-    if not number.is_finite() or abs(number) >= LIMIT:
-        raise ValueError(f"value for {field} must be a finite number below {LIMIT}")
-    return number
+        return exact_decimal(value)
+    except ValueError as error:
+        raise ValueError(f"value for {field} {error}") from error
 
 
 def _text(value: str) -> str:

@@ -1,5 +1,5 @@
 """Each customer's autopay configurations in the database, and what may change them: staff may change any;
-the customer may not change, remove or add a locked one (a franchisee locks a rule it agreed with the
+the customer may not change, remove, add or lock a locked one (a franchisee locks a rule it agreed with the
 customer). Replacing is all at once, so the order is never half-written."""
 
 from datetime import UTC, datetime
@@ -54,8 +54,8 @@ def replace_configs(engine: Engine, account_id: str, customer_id: str, configs: 
                     raise ConfigLocked(f"autopay configuration {config.id!r} is locked: only staff may change or "
                                        f"remove it")
             for config in configs:
-                if config.locked and config.id not in current:
-                    raise ConfigLocked(f"autopay configuration {config.id!r}: only staff may add a locked one")
+                if config.locked and not (config.id in current and current[config.id].locked):
+                    raise ConfigLocked(f"autopay configuration {config.id!r}: only staff may lock one")
         session.exec(delete(AutopayConfigRow).where(  # type: ignore[call-overload]
             AutopayConfigRow.account_id == account_id, AutopayConfigRow.customer_id == customer_id))
         for config in configs:

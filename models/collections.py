@@ -33,11 +33,12 @@ class CollectionStatus(StrEnum):
     REFUSED = "refused"  # the gateway would not take it (an unknown payment method), or more than is due
     NOTHING_DUE = "nothing_due"  # scheduled or autopay, and an earlier payment paid it all
     RETURNED = "returned"  # the bank sent an ACH debit back: reversed everywhere
+    REFUNDED = "refunded"  # given back in full by the merchant (voided before settlement, refunded after)
 
 
 # What no longer holds money against the proposal.
 RELEASED = (CollectionStatus.DECLINED, CollectionStatus.REFUSED, CollectionStatus.NOTHING_DUE,
-            CollectionStatus.RETURNED)
+            CollectionStatus.RETURNED, CollectionStatus.REFUNDED)
 
 
 class _Shape(BaseModel):
@@ -135,6 +136,23 @@ class CollectionResult(BaseModel):
         return cents(self.amount + self.tip + self.convenience_fee + self.surcharge)
 
 
+class RefundPayment(_Shape):
+    """Give a collected payment back in full: `refund:{account}:{collection key}`, so a second request joins the
+    first and nothing is given back twice."""
+
+    account_id: str = Field(min_length=1, max_length=64)
+    collection_key: str = Field(min_length=1, max_length=100)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class CollectedCharge(_Shape):
+    """What a refund needs of the collection: its gateway transaction and its CRM payment."""
+
+    transaction_id: str
+    crm_payment_id: str | None
+    status: CollectionStatus
+
+
 class AchWatch(_Shape):
     """An ACH debit to watch until it settles and its return window passes, or the bank returns it."""
 
@@ -155,6 +173,10 @@ class GatewayNews(_Shape):
 
 def collection_workflow_id(account_id: str, collection_key: str) -> str:
     return f"collect:{account_id}:{collection_key}"
+
+
+def refund_workflow_id(account_id: str, collection_key: str) -> str:
+    return f"refund:{account_id}:{collection_key}"
 
 
 def ach_workflow_id(account_id: str, transaction_id: str) -> str:

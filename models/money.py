@@ -19,7 +19,7 @@ def cents(value: Decimal | int | str) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _to_decimal(value: Any) -> Decimal:
+def exact_decimal(value: Any) -> Decimal:
     """A finite decimal of sane size from a string or integer; anything else is a ValueError, which pydantic
     reports as a validation error naming the field."""
     if isinstance(value, float | bool) or not isinstance(value, str | int | Decimal):
@@ -34,9 +34,9 @@ def _to_decimal(value: Any) -> Decimal:
 
 
 # A cents amount in pydantic models; serialised as a string so JSON never turns it into a float.
-Money = Annotated[Decimal, BeforeValidator(lambda v: cents(_to_decimal(v))), PlainSerializer(str, when_used="json")]
+Money = Annotated[Decimal, BeforeValidator(lambda v: cents(exact_decimal(v))), PlainSerializer(str, when_used="json")]
 # An exact decimal that is not an amount (a rate, a quantity), serialised as a string likewise.
-Exact = Annotated[Decimal, BeforeValidator(_to_decimal), PlainSerializer(str, when_used="json")]
+Exact = Annotated[Decimal, BeforeValidator(exact_decimal), PlainSerializer(str, when_used="json")]
 
 
 class DecimalColumn(TypeDecorator[Decimal]):

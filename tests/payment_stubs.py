@@ -15,17 +15,20 @@ from temporalio.exceptions import ApplicationError
 from models.autopay import AutopayChoice, AutopayConfig, OpenInvoice
 from models.autopay_cycles import AutopayCycleInput, AutopayPlan
 from models.collections import (
+    CollectedCharge,
     CollectionStatus,
     CollectionUpdate,
     CollectPayment,
     RecordCollectedPayment,
+    RefundPayment,
     Reservation,
     VoidCollectedPayment,
 )
-from models.gateway import ChargeRequest, GatewayCharge, TransactionRef
+from models.gateway import ChargeRequest, GatewayCharge, TransactionRef, VoidOrRefundRequest
 from models.money import cents
 
 DAY = date(2026, 12, 1)
+D100 = Decimal("100.00")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class PaymentWorld:
     crm_payments: dict[str, RecordCollectedPayment] = field(default_factory=dict)  # by CRM payment id
     voided: list[VoidCollectedPayment] = field(default_factory=list)
     plan: list[AutopayChoice] = field(default_factory=list)
+    refunds: dict[str, VoidOrRefundRequest] = field(default_factory=dict)  # by idempotency id
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])  # transaction ids unique on a shared server
 
     def transaction_id(self, number: int) -> str:
@@ -107,12 +111,30 @@ class PaymentWorld:
         def void_collected_payment(input: VoidCollectedPayment) -> None:
             world.voided.append(input)
 
+        @activity.defn(name="load_collected_charge")
+        def load_collected_charge(input: RefundPayment) -> CollectedCharge:
+            statuses = world.statuses.get(input.collection_key) or [CollectionStatus.RESERVED]
+            if statuses[-1] not in (CollectionStatus.CHARGED, CollectionStatus.SETTLED):
+                raise ApplicationError(f"payment {input.collection_key} is {statuses[-1].value}",
+                                       type="NothingToRefund", non_retryable=True)
+            number = list(world.reservations).index(input.collection_key) + 1
+            return CollectedCharge(transaction_id=world.transaction_id(number), crm_payment_id=f"crm-pay-{number}",
+                                   status=statuses[-1])
+
+        @activity.defn(name="gateway_void_or_refund")
+        def gateway_void_or_refund(request: VoidOrRefundRequest) -> GatewayCharge:
+            world.refunds.setdefault(request.idempotency_id, request)
+            return GatewayCharge(transaction_id=request.transaction_id, success=True, method="card",
+                                 total=D100, total_refunded=D100, settled=True,
+                                 settled_at=datetime(2026, 12, 1, tzinfo=UTC))
+
         @activity.defn(name="plan_autopay")
         def plan_autopay(input: AutopayCycleInput) -> AutopayPlan:
             return AutopayPlan(cycle_date=input.cycle_date or DAY, choices=world.plan)
 
         return [reserve_collection, finish_collection, gateway_charge, gateway_transaction_status,
-                record_collected_payment, void_collected_payment, plan_autopay]
+                record_collected_payment, void_collected_payment, load_collected_charge, gateway_void_or_refund,
+                plan_autopay]
 
 
 def collect(key: str = "pay-1", proposal_id: str = "P-1", amount: str = "100.00", method: str = "card",

@@ -26,7 +26,7 @@ from config.network import NetworkConfig, install_network, load_network
 from config.settings import get_settings
 from models import search_attributes
 from models.autopay_cycles import AutopayCycleInput
-from models.collections import GatewayNews
+from models.collections import GatewayNews, RefundPayment
 from models.db import create_tables, get_engine
 from models.enrollments import ContactReplied, EnrollmentInput, PreviewInput
 from models.leads import EmailCaptureInput
@@ -66,6 +66,7 @@ from workflows.franchisee_royalty import FranchiseeRoyaltyWorkflow
 from workflows.lead_intake import LeadIntakeWorkflow
 from workflows.nightly_royalty import NightlyRoyaltyWorkflow
 from workflows.payment_collection import PaymentCollectionWorkflow
+from workflows.payment_refund import PaymentRefundWorkflow
 from workflows.plan_preview import PlanPreviewWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -308,10 +309,12 @@ async def _payment_scenarios(client: Client) -> None:
     a scheduled payment moved then paid, and an autopay cycle of two invoices."""
     names = ("paymentcollection_card_with_tip.json", "paymentcollection_declined.json",
              "paymentcollection_bank_handed_to_watch.json", "achsettlement_returned_after_webhook.json",
-             "scheduledpayment_rescheduled_then_paid.json", "autopaycycle_two_invoices.json")
+             "scheduledpayment_rescheduled_then_paid.json", "autopaycycle_two_invoices.json",
+             "paymentrefund_refunded.json")
     if all((HISTORIES / name).exists() for name in names):
         print(f"kept {', '.join(names)}: they exist already")
         return
+    # One run plays every scenario; only the files not yet recorded are written.
     world = PaymentWorld(due={"P-1": Decimal("319.00"), "P-2": Decimal("300.00"), "P-3": Decimal("200.00"),
                               "P-4": Decimal("85.00"), "P-5": Decimal("319.00")},
                          declining={"card-bad"}, bouncing={"bank-bounce"}, settled_after_looks=1,
@@ -319,7 +322,8 @@ async def _payment_scenarios(client: Client) -> None:
                                payment_choice("P-5", "319.00", "rest", "card-2")])
     task_queue = f"record-payments-{uuid.uuid4().hex[:6]}"
     tag = uuid.uuid4().hex[:6]
-    workflows = [PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow]
+    workflows = [PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow,
+                 PaymentRefundWorkflow]
     with ThreadPoolExecutor(max_workers=4) as executor:
         async with Worker(client, task_queue=task_queue, workflows=workflows, activities=world.activities(),
                           activity_executor=executor):
@@ -353,7 +357,14 @@ async def _payment_scenarios(client: Client) -> None:
                                                 id=f"autopay:acme-austin:{tag}", task_queue=task_queue)
             await cycle.result()
             handles.append(cycle)
+            refund = await client.start_workflow(
+                PaymentRefundWorkflow.run, RefundPayment(account_id="acme-austin", collection_key=f"card-{tag}"),
+                id=f"refund:acme-austin:card-{tag}", task_queue=task_queue)
+            await refund.result()
+            handles.append(refund)
     for name, recorded in zip(names, handles, strict=True):
+        if (HISTORIES / name).exists():
+            continue
         history = await recorded.fetch_history()
         (HISTORIES / name).write_text(history.to_json())
         print(f"recorded {name}: {len(history.events)} events")

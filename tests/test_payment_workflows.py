@@ -3,6 +3,7 @@ server: a collection charged, declined or refused; a bank debit watched through 
 or comes back; a scheduled payment moved, cancelled, or lowered to what is due; an autopay cycle paying each
 chosen invoice once."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,16 +16,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.autopay_cycles import AutopayCycleInput
-from models.collections import AchWatch, CollectionStatus, GatewayNews
+from models.collections import AchWatch, CollectionStatus, GatewayNews, RefundPayment
 from models.gateway import ChargeRequest
 from models.scheduled_payments import Reschedule, ScheduledPaymentState, SchedulePayment, ScheduleStatus
 from tests.payment_stubs import PaymentWorld, choice, collect
 from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.autopay_cycle import AutopayCycleWorkflow
 from workflows.payment_collection import PaymentCollectionWorkflow
+from workflows.payment_refund import PaymentRefundWorkflow
 from workflows.scheduled_payment import ScheduledPaymentWorkflow
 
-PAYMENT_WORKFLOWS = [PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow]
+PAYMENT_WORKFLOWS = [PaymentCollectionWorkflow, AchSettlementWorkflow, ScheduledPaymentWorkflow, AutopayCycleWorkflow,
+                     PaymentRefundWorkflow]
 D = Decimal
 
 
@@ -87,6 +90,13 @@ async def test_a_bank_debit_is_handed_to_a_watch_that_outlives_the_collection(
         watch = client.get_workflow_handle(f"ach:acme-austin:{result.transaction_id}")
         assert result.status == CollectionStatus.CHARGED
         assert (await watch.describe()).status == WorkflowExecutionStatus.RUNNING
+        # Ended once it waits on its timer: the test server stops skipping time for good if an activity it is
+        # running is cut off.
+        for _ in range(100):
+            history = await watch.fetch_history()
+            if any(e.HasField("timer_started_event_attributes") for e in history.events):
+                break
+            await asyncio.sleep(0.05)
         await watch.terminate("the test is over")
 
 
@@ -194,3 +204,21 @@ async def test_an_autopay_cycle_collects_each_chosen_invoice_once_by_its_configu
     assert {(c.payment_method_id, c.total) for c in world.charges.values()} == {
         ("card-1", D("85.00")), ("card-2", D("319.00"))}
     assert sorted(world.reservations) == [f"autopay-{result.cycle_date}-P-1", f"autopay-{result.cycle_date}-P-2"]
+
+
+async def test_a_refund_gives_the_charge_back_once_and_voids_the_crm_payment_as_a_refund(
+    time_skipping_env: WorkflowEnvironment
+) -> None:
+    world = PaymentWorld(due={"P-1": D("319.00")})
+    client = time_skipping_env.client
+    async with payments_worker(client, world) as task_queue:
+        await client.execute_workflow(PaymentCollectionWorkflow.run, collect("pay-r"),
+                                      id=unique("collect:acme-austin:pay-r"), task_queue=task_queue)
+        refunded = await client.execute_workflow(
+            PaymentRefundWorkflow.run, RefundPayment(account_id="acme-austin", collection_key="pay-r"),
+            id=unique("refund:acme-austin:pay-r"), task_queue=task_queue)
+    assert (refunded.status, refunded.transaction_id) == (CollectionStatus.REFUNDED, world.transaction_id(1))
+    assert list(world.refunds) == ["refund:acme-austin:pay-r"]
+    [void] = world.voided
+    assert (void.crm_payment_id, void.kind) == ("crm-pay-1", "refund")
+    assert world.statuses["pay-r"][-1] == CollectionStatus.REFUNDED

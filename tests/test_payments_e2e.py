@@ -5,6 +5,7 @@ Each test checks what a franchisee would: one charge, one CRM payment, one QBO p
 and the customer's balance right; declines, returns and faults change nothing they should not."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from sandbox.gateway.admin import GatewaySandboxAdmin
 from sandbox.qbo.admin import list_objects
 from sandbox.serve import ServerThread
 from schedules import install_autopay_schedule
-from tests.e2e import settled, worker
+from tests.e2e import settled, starter, worker
 from tests.test_lifecycle_e2e import LINES, TOTAL
 from tests.test_proposal_e2e import replay
 
@@ -355,3 +356,57 @@ async def test_the_daily_autopay_schedule_runs_at_the_accounts_time_and_pays_wha
             assert (await shop.balance(state.customer_id or ""))["total_balance"] == "0.00"
     finally:
         await schedule.delete()
+
+
+async def test_the_command_line_collects_once_per_key_and_prints_the_balance(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, executor: ThreadPoolExecutor
+) -> None:
+    card = shop.method("card")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        def pay(key: str, amount: str) -> Any:
+            return starter(e2e_settings, dev_env, "pay", "--account", shop.account, "--key", key, "--invoice",
+                           state.invoice_id or "", "--method", "card", "--payment-method", card, "--amount", amount,
+                           "--tip", "1.00")
+
+        first = await asyncio.to_thread(pay, "cli-1", "19.00")
+        again = await asyncio.to_thread(pay, "cli-1", "19.00")
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["transaction_id"] == json.loads(again.stdout)["transaction_id"]
+        [charge] = shop.charges(card)
+        assert D(str(charge["total"])) == D("20.57")  # 19.00 + 1.00 tip + 0.57 (3% of 19.00)
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        balance = await asyncio.to_thread(starter, e2e_settings, dev_env, "balance", "--account", shop.account,
+                                          "--customer", state.customer_id or "")
+        assert f"balance {TOTAL - D('20.57')}" in balance.stdout, balance.stdout
+        refused = await asyncio.to_thread(pay, "cli-2", "999.00")
+        assert refused.returncode == 4 and '"refused"' in refused.stdout and len(shop.charges(card)) == 1
+
+
+async def test_a_refund_gives_a_card_payment_back_once_and_reverses_the_books(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, account_realm: str, executor: ThreadPoolExecutor
+) -> None:
+    card = shop.method("card")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        never = await shop.http.post(f"/accounts/{shop.account}/payments/never-made/refund", json={})
+        assert never.status_code == 409  # nothing was charged under that key
+        paid = await shop.pay("to-refund", proposal_id=proposal_id, payment_method_id=card, method="card",
+                              amount="60.00")
+        assert paid.json()["status"] == "charged"
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        shop.gateway.settle(shop.merchant)  # settled: given back as a refund, not a void
+        first, second = await asyncio.gather(*(shop.http.post(f"/accounts/{shop.account}/payments/to-refund/refund",
+                                                              json={"reason": "job redone"}) for _ in range(2)))
+        assert first.status_code == second.status_code == 200, first.text
+        assert first.json()["status"] == "refunded"
+        [charge] = shop.charges(card)
+        assert [(c["type"], D(str(c["total"]))) for c in charge["child_transactions"]] == [("refund", D("61.80"))]
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments[0].voided_in_qbo)
+        [crm_payment] = shop.crm_payments(proposal_id)
+        assert (crm_payment["voided"], crm_payment["void_kind"]) == (True, "refund")
+        assert [row.voided for row in shop.ledger(proposal_id)] == ["refund"]
+        assert shop.collection("to-refund").status == "refunded"
+        assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL
+        assert (await shop.balance(state.customer_id or ""))["total_balance"] == str(TOTAL)
+        await replay(dev_env.client, f"refund:{shop.account}:to-refund")

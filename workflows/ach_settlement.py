@@ -72,8 +72,10 @@ class AchSettlementWorkflow:
             VoidCollectedPayment(account_id=input.account_id, crm_payment_id=input.crm_payment_id, kind=kind),
             start_to_close_timeout=CRM_CALL, retry_policy=CRM_RETRY,
             summary=f"CRM: {kind} payment {input.crm_payment_id}")
-        await self._finish(input, CollectionStatus.RETURNED, charge.message or f"the debit was {kind}ed")
-        return CollectionStatus.RETURNED
+        # A void before settlement is the merchant's (a refund of the collection); after it, the bank's return.
+        status = CollectionStatus.RETURNED if charge.returned else CollectionStatus.REFUNDED
+        await self._finish(input, status, charge.message or f"the debit was {kind}ed")
+        return status
 
     async def _finish(self, input: AchWatch, status: CollectionStatus, message: str | None) -> None:
         await workflow.execute_activity_method(
