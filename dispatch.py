@@ -24,10 +24,13 @@ from config.settings import Settings
 from models import search_attributes as sa
 from models.accounts import Franchisee
 from models.autopay_cycles import AutopayCycleInput, AutopayCycleResult, autopay_workflow_id
+from models.collection_ledger import CollectedPayment
 from models.collections import (
+    AchWatch,
     CollectionResult,
     CollectPayment,
     RefundPayment,
+    ach_workflow_id,
     collection_workflow_id,
     refund_workflow_id,
 )
@@ -370,6 +373,23 @@ async def start_scheduled_payment(client: Client, settings: Settings, franchisee
         scheduled_workflow_id(franchisee.account_id, request.schedule_id), ScheduledPaymentState,
         settings.task_queue, _payment_attributes(franchisee, request.proposal_id, "scheduled"),
         f"Pay up to {request.amount} on {request.pay_on} for proposal {request.proposal_id}")
+
+
+async def watch_debit_again(client: Client, settings: Settings, collected: CollectedPayment) -> str:
+    """A gateway webhook about a bank debit nothing watches any more (a return after its window): one look,
+    which reverses the books if the bank sent it back. A watch still running takes the nudge instead."""
+    assert collected.transaction_id is not None and collected.crm_payment_id is not None
+    workflow_id = ach_workflow_id(collected.account_id, collected.transaction_id)
+    await client.start_workflow(
+        "AchSettlementWorkflow",
+        AchWatch(account_id=collected.account_id, collection_key=collected.collection_key,
+                 transaction_id=collected.transaction_id, crm_payment_id=collected.crm_payment_id,
+                 poll_interval_seconds=settings.ach_poll_interval.total_seconds(), return_window_seconds=0),
+        id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ACCOUNT_ID, collected.account_id),
+                                                 SearchAttributePair(sa.PROPOSAL_ID, collected.proposal_id)]),
+        static_summary=f"ACH debit {collected.transaction_id}: a late look")
+    return workflow_id
 
 
 async def start_autopay_cycle(client: Client, settings: Settings, franchisee: Franchisee,

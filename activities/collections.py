@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from models.accounts import Franchisee
 from models.collection_ledger import CollectedPayment, CollectionTurn
 from models.collections import (
+    NEXT,
     CollectedCharge,
     CollectionStatus,
     CollectionUpdate,
@@ -45,7 +46,9 @@ def _take_turn(session: Session, account_id: str, proposal_id: str) -> None:
 def _reservation(row: CollectedPayment, number: str, customer_name: str, settings: PaymentSettings) -> Reservation:
     return Reservation(amount=row.amount, tip=row.tip, convenience_fee=row.convenience_fee,
                        received_on=row.received_on, proposal_number=number, customer_name=customer_name,
-                       ach_return_window_days=settings.ach_return_window_days)
+                       ach_return_window_days=settings.ach_return_window_days, status=CollectionStatus(row.status),
+                       transaction_id=row.transaction_id, crm_payment_id=row.crm_payment_id, surcharge=row.surcharge,
+                       message=row.message)
 
 
 def _same_request(row: CollectedPayment, input: CollectPayment) -> bool:
@@ -79,6 +82,8 @@ class CollectionActivities:
                 return _reservation(row, owed.number, owed.customer_name, settings)
             amount = min(input.amount, settings.amount_within(owed.due)) if input.up_to_due else input.amount
             fee = settings.convenience_fee(amount)
+            if input.up_to_due and amount < input.amount:  # lowered to the balance: the fee takes its last cent
+                fee = max(fee, cents(owed.due - amount)) if fee else fee
             if amount + fee > owed.due:  # the tip alone may go past it: it is the customer's gift, on top
                 with_fee = f" with its {fee} fee" if fee else ""
                 raise _refused(f"{amount}{with_fee} is more than the {owed.due} still due on proposal {owed.number} "
@@ -95,12 +100,16 @@ class CollectionActivities:
 
     @activity.defn
     def finish_collection(self, input: CollectionUpdate) -> None:
-        """Record where the collection stands; fields left None keep what the row has."""
+        """Record where the collection stands; fields left None keep what the row has. A status it may not move
+        to (NEXT) is not taken: a late update never undoes a refund or a return."""
         with session_scope(self.engine) as session:
             row = session.get(CollectedPayment, (input.account_id, input.collection_key))
             if row is None:
                 raise _refused(f"no collection {input.collection_key} in account {input.account_id}",
                                "CollectionUnknown")
+            current = CollectionStatus(row.status)
+            if input.status not in NEXT.get(current, {current}):
+                return
             row.status = input.status.value
             row.transaction_id = input.transaction_id or row.transaction_id
             row.crm_payment_id = input.crm_payment_id or row.crm_payment_id
@@ -121,6 +130,9 @@ class CollectionActivities:
         if status not in (CollectionStatus.CHARGED, CollectionStatus.SETTLED, CollectionStatus.REFUNDED):
             raise _refused(f"payment {input.collection_key!r} is {status.value}: there is nothing to give back",
                            "NothingToRefund")
+        if row.crm_payment_id is None:  # its collection is still recording it: a refund now would be undone
+            raise _refused(f"payment {input.collection_key!r} is still being recorded on the CRM: ask again "
+                           f"once it is", "NothingToRefund")
         return CollectedCharge(transaction_id=row.transaction_id, crm_payment_id=row.crm_payment_id, status=status)
 
     def activities(self) -> list[Callable[..., Any]]:

@@ -132,6 +132,8 @@ class GatewayClient:
         try:
             body = json.loads(response.content, parse_float=Decimal)
         except ValueError as error:
+            if response.status_code < 400:  # a charge may have gone through: ask again (same idempotency_id)
+                raise GatewayUnavailable(f"{what}: HTTP {response.status_code}, not JSON") from error
             raise GatewayError(f"{what}: HTTP {response.status_code}, not JSON", response.status_code) from error
         status = response.status_code
         if status < 400:

@@ -1,6 +1,7 @@
 """The payment gateway's webhooks (header `stax-event-name`): a debit settled, voided or returned. Each wakes
-the watch of the transaction it is about (`ach:{account}:{transaction}`), which asks the gateway itself; a post
-about a transaction nothing watches is acknowledged and dropped."""
+the watch of the transaction it is about (`ach:{account}:{transaction}`), which asks the gateway itself. A post
+about a collected debit whose watch has ended (a late return) starts a watch that looks once; one about a
+transaction Ledgerflow did not collect is acknowledged and dropped."""
 
 import json
 from datetime import UTC, datetime
@@ -8,9 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel
+from sqlmodel import Session, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.collections import GatewayNews, ach_workflow_id
+from dispatch import watch_debit_again
+from models.collection_ledger import CollectedPayment
+from models.collections import CollectionStatus, GatewayNews, ach_workflow_id
 from models.gateway_webhooks import EVENT_HEADER, token_matches
 
 router = APIRouter(prefix="/webhooks/gateway", tags=["gateway"])
@@ -29,10 +33,10 @@ async def gateway_event(account_id: str, token: str, request: Request,
     try:
         body: Any = json.loads(await request.body())
     except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "the body must be JSON") from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the body must be JSON") from error
     transaction_id = body.get("reference_id") or body.get("id") if isinstance(body, dict) else None
     if not isinstance(transaction_id, str) or not transaction_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "the body names no transaction (id)")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the body names no transaction (id)")
     workflow_id = ach_workflow_id(account_id, transaction_id)
     try:
         await request.app.state.temporal.get_workflow_handle(workflow_id).signal(
@@ -40,5 +44,19 @@ async def gateway_event(account_id: str, token: str, request: Request,
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-        return Acknowledged(status="ignored")
+        collected = _collected_debit(request, account_id, transaction_id)
+        if collected is None:
+            return Acknowledged(status="ignored")
+        workflow_id = await watch_debit_again(request.app.state.temporal, request.app.state.settings, collected)
     return Acknowledged(status="accepted", workflow_id=workflow_id)
+
+
+def _collected_debit(request: Request, account_id: str, transaction_id: str) -> CollectedPayment | None:
+    """The bank debit a collection made under this transaction, if it still counts (not yet reversed)."""
+    with Session(request.app.state.engine) as session:
+        row = session.exec(select(CollectedPayment).where(CollectedPayment.account_id == account_id,
+                                                          CollectedPayment.transaction_id == transaction_id)).first()
+    watched = (CollectionStatus.CHARGED.value, CollectionStatus.SETTLED.value)
+    if row is None or row.method != "bank" or row.status not in watched or row.crm_payment_id is None:
+        return None
+    return row

@@ -2,8 +2,10 @@
 so a double submit charges once), look at one, and schedule one for a date (reschedule, cancel).
 
 A collection answers with its outcome when the gateway answers within `payment_answer_wait_seconds`: 200
-charged, 402 declined, 409 refused (more than is due, a key reused for another payment); else 202 and the
-collection goes on (GET it later)."""
+charged, 402 declined, 409 refused (more than is due), 502 when its run failed after the gateway was asked
+(the answer says what it got to: do not pay again under a new key); else 202 and the collection goes on (GET
+it later). The same key with another payment is a 422, and so is a key Ledgerflow keeps for its own
+collections (scheduled-..., autopay-...)."""
 
 import asyncio
 from datetime import date
@@ -20,6 +22,7 @@ from dispatch import start_collection, start_refund, start_scheduled_payment
 from models.accounts import Franchisee
 from models.collection_ledger import CollectedPayment
 from models.collections import (
+    INTERNAL_KEY_PREFIXES,
     KEY,
     CollectionResult,
     CollectionStatus,
@@ -28,15 +31,17 @@ from models.collections import (
     RefundPayment,
     collection_workflow_id,
 )
-from models.money import Money, cents
+from models.money import Cents, cents
 from models.payment_settings import PaymentSettings
 from models.receivables import owed_on_proposal, proposal_for_invoice
 from models.scheduled_payments import (
     Reschedule,
     ScheduledPaymentState,
     SchedulePayment,
+    ScheduleStatus,
     scheduled_workflow_id,
 )
+from models.time_zones import local_today
 from workflows.errors import cause_message
 
 router = APIRouter(prefix="/accounts", tags=["payments"])
@@ -62,8 +67,8 @@ class _Target(BaseModel):
 class PaymentRequest(_Target):
     payment_method_id: str = Field(min_length=1, max_length=64)
     method: PaymentMethodKind
-    amount: Money = Field(gt=0, description="toward what is owed; the tip and any fee come on top")
-    tip: Money = Field(default=cents(0), ge=0)
+    amount: Cents = Field(gt=0, description="toward what is owed; the tip and any fee come on top")
+    tip: Cents = Field(default=cents(0), ge=0)
     note: str | None = Field(default=None, max_length=200)
 
 
@@ -71,7 +76,7 @@ class ScheduleRequest(_Target):
     schedule_id: str = Field(min_length=1, max_length=80, pattern=KEY.pattern)
     payment_method_id: str = Field(min_length=1, max_length=64)
     method: PaymentMethodKind
-    amount: Money = Field(gt=0, description="at most this; less when less is due on the day")
+    amount: Cents = Field(gt=0, description="at most this; less when less is due on the day")
     pay_on: date
 
 
@@ -79,7 +84,7 @@ class RescheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pay_on: date
-    amount: Money | None = Field(default=None, gt=0)
+    amount: Cents | None = Field(default=None, gt=0)
 
 
 class CollectionView(BaseModel):
@@ -113,13 +118,41 @@ def _proposal_of(request: Request, account_id: str, target: _Target) -> str:
 
 async def _answer(handle: WorkflowHandle[object, CollectionResult], wait: float,
                   response: Response) -> CollectionResult:
+    """The run's outcome; 202 with where it stands when it takes longer than `wait`, 502 when it failed."""
     try:
         result = await asyncio.wait_for(handle.result(), timeout=wait)
     except TimeoutError:
         response.status_code = status.HTTP_202_ACCEPTED
         return await handle.query("state", result_type=CollectionResult)
+    except WorkflowFailureError as failure:
+        response.status_code = status.HTTP_502_BAD_GATEWAY
+        stood = await handle.query("state", result_type=CollectionResult)
+        return stood.model_copy(update={"message": f"the run failed: {cause_message(failure)}"})
     response.status_code = ANSWERS.get(result.status, 200)
     return result
+
+
+def _check_new_payment(request: Request, account_id: str, key: str, proposal_id: str, body: PaymentRequest) -> None:
+    """422 for a key used for another payment or kept for Ledgerflow's own; 409, before anything starts, for
+    more than is due (the collection checks again as it holds the amount)."""
+    if key.startswith(INTERNAL_KEY_PREFIXES):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"idempotency keys starting with {' or '.join(INTERNAL_KEY_PREFIXES)} are Ledgerflow's own")
+    with Session(request.app.state.engine) as session:
+        earlier = session.get(CollectedPayment, (account_id, key))
+        if earlier is not None:
+            asked = (proposal_id, body.payment_method_id, body.method, body.amount, body.tip)
+            if asked != (earlier.proposal_id, earlier.payment_method_id, earlier.method, earlier.amount, earlier.tip):
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                    f"idempotency key {key!r} was used for another payment")
+            return
+        owed = owed_on_proposal(session, account_id, proposal_id)
+        franchisee = session.get(Franchisee, account_id)
+    assert owed is not None and franchisee is not None
+    fee = PaymentSettings.model_validate(franchisee.payments).convenience_fee(body.amount)
+    if body.amount + fee > owed.due:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{body.amount} (and its fee {fee}) is more than the "
+                                                      f"{owed.due} still due on proposal {owed.number}")
 
 
 @router.post("/{account_id}/payments", responses={
@@ -133,6 +166,7 @@ async def collect_payment(account_id: str, body: PaymentRequest, request: Reques
     """Charge the customer's payment method now, once per `Idempotency-Key`: the same key again answers with
     the first charge's outcome."""
     proposal_id = _proposal_of(request, account_id, body)
+    _check_new_payment(request, account_id, idempotency_key, proposal_id, body)
     collect = CollectPayment(account_id=account_id, collection_key=idempotency_key, proposal_id=proposal_id,
                              payment_method_id=body.payment_method_id, method=body.method, amount=body.amount,
                              tip=body.tip, note=body.note)
@@ -176,7 +210,11 @@ async def refund_payment(account_id: str, idempotency_key: str, body: RefundRequ
                                 RefundPayment(account_id=account_id, collection_key=idempotency_key,
                                               reason=body.reason))
     try:
-        return await handle.result()
+        return await asyncio.wait_for(handle.result(), timeout=request.app.state.settings.payment_answer_wait_seconds)
+    except TimeoutError:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return CollectionResult(status=CollectionStatus.CHARGED, collection_key=idempotency_key,
+                                message="the refund is still going: ask again with the same request")
     except WorkflowFailureError as failure:
         response.status_code = status.HTTP_409_CONFLICT
         return CollectionResult(status=CollectionStatus.REFUSED, collection_key=idempotency_key,
@@ -212,6 +250,7 @@ async def schedule_payment(account_id: str, body: ScheduleRequest, request: Requ
     answers with the payment already scheduled."""
     proposal_id = _proposal_of(request, account_id, body)
     franchisee = _franchisee(request, account_id)
+    _not_past(franchisee, body.pay_on)
     when = _charge_at(franchisee, body.pay_on)
     handle = await start_scheduled_payment(
         request.app.state.temporal, request.app.state.settings, franchisee,
@@ -225,6 +264,19 @@ async def schedule_payment(account_id: str, body: ScheduleRequest, request: Requ
 async def get_scheduled_payment(account_id: str, schedule_id: str, request: Request,
                                 _caller: AccountReader) -> ScheduledPaymentState:
     return await _current(_scheduled(request, account_id, schedule_id))
+
+
+def _not_past(franchisee: Franchisee, pay_on: date) -> None:
+    if pay_on < local_today(franchisee.time_zone):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"pay_on {pay_on} is in the past")
+
+
+async def _still_waiting(handle: WorkflowHandle[object, ScheduledPaymentState]) -> None:
+    """404 for an unknown scheduled payment, 409 for one that is no longer waiting (collecting, paid, cancelled)."""
+    current = await _current(handle)
+    if current.status != ScheduleStatus.SCHEDULED:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"scheduled payment {handle.id!r} is {current.status.value}: "
+                                                      f"it can no longer be moved or cancelled")
 
 
 async def _signal(handle: WorkflowHandle[object, ScheduledPaymentState], signal: str, *args: object) -> None:
@@ -242,7 +294,10 @@ async def reschedule_payment(account_id: str, schedule_id: str, body: Reschedule
                              _caller: AccountReader) -> ScheduledPaymentState:
     """Move the day (and the amount) while the payment still waits."""
     handle = _scheduled(request, account_id, schedule_id)
-    when = _charge_at(_franchisee(request, account_id), body.pay_on)
+    franchisee = _franchisee(request, account_id)
+    _not_past(franchisee, body.pay_on)
+    await _still_waiting(handle)
+    when = _charge_at(franchisee, body.pay_on)
     await _signal(handle, "reschedule", when.model_copy(update={"amount": body.amount}))
     return await _current(handle)
 
@@ -251,5 +306,6 @@ async def reschedule_payment(account_id: str, schedule_id: str, body: Reschedule
 async def cancel_scheduled_payment(account_id: str, schedule_id: str, request: Request,
                                    _caller: AccountReader) -> ScheduledPaymentState:
     handle = _scheduled(request, account_id, schedule_id)
+    await _still_waiting(handle)
     await _signal(handle, "cancel")
     return await handle.result()

@@ -1,10 +1,11 @@
 """What customers owe and how autopay pays it: a QBO customer's balance and open invoices (from the ledger),
 their ordered autopay configurations, an invoice kept out of autopay, and an autopay cycle run now."""
 
+import asyncio
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, select
 
@@ -25,7 +26,8 @@ router = APIRouter(prefix="/accounts", tags=["receivables"])
 class AutopayConfigs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    editor: Literal["staff", "customer"] = "staff"  # a customer may not touch a locked configuration
+    # Who edits: every API key is staff's; a customer portal sends "customer", and then locked rules stand.
+    editor: Literal["staff", "customer"] = "staff"
     configs: list[AutopayConfig]
 
 
@@ -82,7 +84,7 @@ def put_autopay(account_id: str, customer_id: str, body: AutopayConfigs, request
     except ConfigLocked as locked:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(locked)) from locked
     except ValueError as bad:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(bad)) from bad
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(bad)) from bad
 
 
 @router.put("/{account_id}/invoices/{invoice_id}/autopay", responses=AUTH_RESPONSES)
@@ -99,14 +101,29 @@ def exclude_from_autopay(account_id: str, invoice_id: str, body: AutopayExclusio
     return body
 
 
-@router.post("/{account_id}/autopay-cycles", responses=AUTH_RESPONSES)
-async def run_autopay(account_id: str, body: AutopayRun, request: Request, _caller: AccountReader
-                      ) -> AutopayCycleResult:
-    """Run the account's autopay for a day now and answer with what it paid; a day already run answers with
-    that run's result and charges nothing more."""
+class AutopayStarted(BaseModel):
+    workflow_id: str
+    status: str = "running"
+
+
+@router.post("/{account_id}/autopay-cycles", responses={
+    **AUTH_RESPONSES, 202: {"description": "still running: its workflow id"},
+    422: {"description": "a day after today"}})
+async def run_autopay(account_id: str, body: AutopayRun, request: Request, response: Response,
+                      _caller: AccountReader) -> AutopayCycleResult | AutopayStarted:
+    """Run the account's autopay for a day (today or one before) now and answer with what it paid; a day
+    already run answers with that run's result and charges nothing more."""
     with Session(request.app.state.engine) as session:
         franchisee = session.get(Franchisee, account_id)
     assert franchisee is not None
-    handle = await start_autopay_cycle(request.app.state.temporal, request.app.state.settings, franchisee,
-                                       body.cycle_date or _today(request, account_id))
-    return await handle.result()
+    today = _today(request, account_id)
+    if body.cycle_date is not None and body.cycle_date > today:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cycle_date {body.cycle_date} is after today "
+                                                                  f"({today}) in {franchisee.time_zone}")
+    settings = request.app.state.settings
+    handle = await start_autopay_cycle(request.app.state.temporal, settings, franchisee, body.cycle_date or today)
+    try:
+        return await asyncio.wait_for(handle.result(), timeout=settings.payment_answer_wait_seconds * 3)
+    except TimeoutError:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return AutopayStarted(workflow_id=handle.id)

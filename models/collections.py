@@ -16,6 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from models.money import Money, cents
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+# Keys Ledgerflow makes for its own collections (models/scheduled_payments.py, models/autopay_cycles.py).
+INTERNAL_KEY_PREFIXES = ("scheduled-", "autopay-")
 PaymentMethodKind = Literal["card", "bank"]
 
 
@@ -34,7 +36,17 @@ class CollectionStatus(StrEnum):
     NOTHING_DUE = "nothing_due"  # scheduled or autopay, and an earlier payment paid it all
     RETURNED = "returned"  # the bank sent an ACH debit back: reversed everywhere
     REFUNDED = "refunded"  # given back in full by the merchant (voided before settlement, refunded after)
+    FAILED = "failed"  # a cycle's report only: the collection's run failed (its row says where it got to)
 
+
+# Where a collection may go from each status: never back, never out of an end. A late or repeated update (a
+# collection recording its CRM payment after a refund, a watch after a refund) cannot undo what happened.
+NEXT: dict[CollectionStatus, set[CollectionStatus]] = {
+    CollectionStatus.RESERVED: set(CollectionStatus),
+    CollectionStatus.CHARGED: {CollectionStatus.CHARGED, CollectionStatus.SETTLED, CollectionStatus.RETURNED,
+                               CollectionStatus.REFUNDED},
+    CollectionStatus.SETTLED: {CollectionStatus.SETTLED, CollectionStatus.RETURNED, CollectionStatus.REFUNDED},
+}
 
 # What no longer holds money against the proposal.
 RELEASED = (CollectionStatus.DECLINED, CollectionStatus.REFUSED, CollectionStatus.NOTHING_DUE,
@@ -82,6 +94,13 @@ class Reservation(_Shape):
     proposal_number: str
     customer_name: str
     ach_return_window_days: int = 5
+    # A key seen before: where its collection got to. Only a reserved one (or one charged but not yet on the
+    # CRM) goes on; any other answers with what it did.
+    status: CollectionStatus = CollectionStatus.RESERVED
+    transaction_id: str | None = None
+    crm_payment_id: str | None = None
+    surcharge: Money = cents(0)
+    message: str | None = None
 
     @property
     def total(self) -> Money:

@@ -65,6 +65,7 @@ def create_tables(engine: Engine) -> None:
         accounts,
         api_keys,
         audit,
+        autopay_configs,
         collection_ledger,
         crm_credentials,
         crm_records,

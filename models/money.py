@@ -35,6 +35,17 @@ def exact_decimal(value: Any) -> Decimal:
 
 # A cents amount in pydantic models; serialised as a string so JSON never turns it into a float.
 Money = Annotated[Decimal, BeforeValidator(lambda v: cents(exact_decimal(v))), PlainSerializer(str, when_used="json")]
+
+
+def _at_most_cents(value: Any) -> Decimal:
+    number = exact_decimal(value)
+    if number != number.quantize(CENT):
+        raise ValueError(f"an amount has at most 2 decimal places, not {str(value)[:40]!r}")
+    return cents(number)
+
+
+# An amount as people send it (the API): more than 2 decimal places is refused rather than rounded.
+Cents = Annotated[Decimal, BeforeValidator(_at_most_cents), PlainSerializer(str, when_used="json")]
 # An exact decimal that is not an amount (a rate, a quantity), serialised as a string likewise.
 Exact = Annotated[Decimal, BeforeValidator(exact_decimal), PlainSerializer(str, when_used="json")]
 

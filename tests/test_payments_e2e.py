@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from activities.crm import crm_client_for
@@ -160,12 +161,16 @@ async def test_a_partial_card_payment_with_a_tip_lands_once_everywhere_even_when
         assert (balance["total_balance"], balance["open_invoices"], balance["total_past_due"]) == (
             str(TOTAL - D("118.00")), 1, "0.00")
 
-        # The same key later, even with another amount, answers with the first payment and charges nothing.
-        again = await shop.pay("pay-1", **{**body, "amount": "50.00"})
-        assert again.json()["transaction_id"] == result["transaction_id"] and len(shop.charges(card)) == 1
-        # More than is still due is refused before anything is charged.
+        # The same key later answers with the first payment; with another payment it is refused: nothing more.
+        again = await shop.pay("pay-1", **body)
+        assert again.json()["transaction_id"] == result["transaction_id"]
+        other = await shop.pay("pay-1", **{**body, "amount": "50.00"})
+        assert other.status_code == 422 and "another payment" in other.json()["detail"]
+        # More than is still due, or a third decimal, is refused before anything starts.
         too_much = await shop.pay("pay-2", **{**body, "amount": str(TOTAL)})
-        assert too_much.status_code == 409 and "still due" in too_much.json()["message"]
+        assert too_much.status_code == 409 and "still due" in too_much.json()["detail"]
+        assert (await shop.pay("pay-3", **{**body, "amount": "10.005"})).status_code == 422
+        assert (await shop.pay("scheduled-x", **body)).status_code == 422  # Ledgerflow's own keys
         assert len(shop.charges(card)) == 1
         await replay(dev_env.client, f"collect:{shop.account}:pay-1")
 
@@ -258,9 +263,19 @@ async def test_a_scheduled_payment_is_lowered_by_an_earlier_payment_and_can_be_m
         assert paid.json()["status"] == "charged"
         await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
 
-        # Moved to a day already begun: it pays what is left then, not the 319.00 scheduled.
+        # Moved to today, whose payment time (set to midnight here) has passed: it pays what is left now, not
+        # the 319.00 scheduled. A day in the past is refused.
+        past = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
+                                     json={"pay_on": (austin_today() - timedelta(days=1)).isoformat()})
+        assert past.status_code == 422
+        with Session(engine) as session:
+            franchisee = session.get(Franchisee, shop.account)
+            assert franchisee is not None
+            franchisee.payments = {**franchisee.payments, "scheduled_payment_time": "00:00"}
+            session.add(franchisee)
+            session.commit()
         moved = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
-                                      json={"pay_on": (austin_today() - timedelta(days=1)).isoformat()})
+                                      json={"pay_on": austin_today().isoformat()})
         assert moved.status_code == 200, moved.text
         handle = dev_env.client.get_workflow_handle(f"scheduled:{shop.account}:rest-of-it",
                                                     result_type=ScheduledPaymentState)
@@ -410,3 +425,33 @@ async def test_a_refund_gives_a_card_payment_back_once_and_reverses_the_books(
         assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL
         assert (await shop.balance(state.customer_id or ""))["total_balance"] == str(TOTAL)
         await replay(dev_env.client, f"refund:{shop.account}:to-refund")
+
+
+async def test_a_return_after_the_watch_has_ended_still_reverses_the_books(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, engine: Engine, account_realm: str,
+    executor: ThreadPoolExecutor
+) -> None:
+    with Session(engine) as session:  # no return window: the watch ends as soon as the debit settles
+        franchisee = session.get(Franchisee, shop.account)
+        assert franchisee is not None
+        franchisee.payments = {**franchisee.payments, "ach_return_window_days": 0}
+        session.add(franchisee)
+        session.commit()
+    bank = shop.method("bank")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await shop.invoiced(dev_env.client)
+        answer = await shop.pay("late-1", proposal_id=proposal_id, payment_method_id=bank, method="bank",
+                                amount="100.00")
+        transaction_id = answer.json()["transaction_id"]
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments and s.payments[0].applied)
+        shop.gateway.settle(shop.merchant)
+        await until(lambda: shop.collection("late-1").status == "settled")
+        watch = dev_env.client.get_workflow_handle(f"ach:{shop.account}:{transaction_id}")
+        assert await watch.result() == "settled"
+        assert (await watch.describe()).status == WorkflowExecutionStatus.COMPLETED  # nothing watches it now
+
+        shop.gateway.return_debit(transaction_id, "R10")  # weeks later: the customer disputes the debit
+        await until(lambda: shop.collection("late-1").status == "returned")
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments[0].voided_in_qbo)
+        assert [row.voided for row in shop.ledger(proposal_id)] == ["return"]
+        assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL

@@ -1,6 +1,8 @@
 """One ACH debit a collection made (`ach:{account}:{transaction}`), watched until it settles and its return
-window passes, or the bank sends it back. The gateway's webhooks only wake it (Stax signs none, so their
-bodies are not believed): every look is the gateway's own answer, and a look on a timer covers a lost webhook.
+window passes, or the bank sends it back (or the merchant gives it back). The gateway's webhooks only wake it
+(Stax signs none, so their bodies are not believed): every look is the gateway's own answer, and a look on a
+timer covers a lost webhook. A webhook about a debit whose watch has ended (a late return) starts a watch
+again, with no window: it looks once.
 
 A returned debit voids the payment on the CRM proposal (kind "return"); from there the proposal's workflow
 voids the QBO payment and marks the ledger, and the royalty run credits the fee if it had charged one."""
@@ -54,7 +56,7 @@ class AchSettlementWorkflow:
                 TransactionRef(account_id=input.account_id, transaction_id=input.transaction_id),
                 start_to_close_timeout=GATEWAY_CALL, retry_policy=GATEWAY_RETRY,
                 summary=f"Gateway: has debit {input.transaction_id} settled?")
-            if charge.returned or charge.voided:
+            if charge.returned or charge.voided or charge.total_refunded >= charge.total:
                 return await self._reverse(input, charge)
             if not charge.settled or charge.settled_at is None:
                 wait = poll
@@ -66,13 +68,13 @@ class AchSettlementWorkflow:
             wait = min(poll, window_ends - workflow.now())
 
     async def _reverse(self, input: AchWatch, charge: GatewayCharge) -> CollectionStatus:
-        kind = "return" if charge.returned else "void"
+        kind = "return" if charge.returned else "void" if charge.voided else "refund"
         await workflow.execute_activity_method(
             CrmPaymentActivities.void_collected_payment,
             VoidCollectedPayment(account_id=input.account_id, crm_payment_id=input.crm_payment_id, kind=kind),
             start_to_close_timeout=CRM_CALL, retry_policy=CRM_RETRY,
             summary=f"CRM: {kind} payment {input.crm_payment_id}")
-        # A void before settlement is the merchant's (a refund of the collection); after it, the bank's return.
+        # A void before settlement, or a refund after, is the merchant's; a void after settlement, the bank's return.
         status = CollectionStatus.RETURNED if charge.returned else CollectionStatus.REFUNDED
         await self._finish(input, status, charge.message or f"the debit was {kind}ed")
         return status

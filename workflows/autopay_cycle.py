@@ -5,8 +5,8 @@ charges, so an invoice paid by another cycle, a scheduled payment or a person me
 from datetime import date
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ChildWorkflowHandle
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ChildWorkflowCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 from workflows.policies import LEDGER_TIMEOUT
 
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         CollectPayment,
         collection_workflow_id,
     )
+    from workflows.errors import cause_message
     from workflows.payment_collection import PaymentCollectionWorkflow
 
 
@@ -42,9 +43,7 @@ class AutopayCycleWorkflow:
             handles = [await self._start(input, plan.cycle_date, choice) for choice in batch]
             for choice, handle in zip(batch, handles, strict=True):
                 key = autopay_collection_key(plan.cycle_date, choice.invoice.proposal_id)
-                result = await handle if handle is not None else CollectionResult(
-                    status=CollectionStatus.RESERVED, collection_key=key,
-                    message="being collected by another run of this cycle")
+                result = await _outcome(handle, key)
                 outcomes.append(AutopayOutcome(invoice_number=choice.invoice.number,
                                                proposal_id=choice.invoice.proposal_id, config_id=choice.config.id,
                                                result=result))
@@ -66,7 +65,21 @@ class AutopayCycleWorkflow:
                                note=f"Autopay ({choice.config.name}) for invoice {choice.invoice.number}",
                                ach_poll_interval_seconds=input.ach_poll_interval_seconds),
                 id=collection_workflow_id(input.account_id, key),
+                # A collection outlives a cycle that fails or is cancelled: it may be between charge and record.
+                parent_close_policy=ParentClosePolicy.ABANDON, cancellation_type=ChildWorkflowCancellationType.ABANDON,
                 search_attributes=workflow.info().typed_search_attributes,
                 static_summary=f"Autopay of invoice {choice.invoice.number} by {choice.config.name}")
         except WorkflowAlreadyStartedError:
             return None
+
+
+async def _outcome(handle: ChildWorkflowHandle[PaymentCollectionWorkflow, CollectionResult] | None,
+                   key: str) -> CollectionResult:
+    """One invoice's outcome; a collection that failed is reported, and the cycle goes on with the others."""
+    if handle is None:
+        return CollectionResult(status=CollectionStatus.RESERVED, collection_key=key,
+                                message="being collected by another run of this cycle")
+    try:
+        return await handle
+    except ChildWorkflowError as error:
+        return CollectionResult(status=CollectionStatus.FAILED, collection_key=key, message=cause_message(error))

@@ -4,10 +4,11 @@ proposal (found again by its transaction before it is recorded), from where the 
 it to QBO and the ledger. A decline is an answer that changes no books. A bank debit is then watched by its own
 workflow until it settles or comes back."""
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.policies import CRM_RETRY, GATEWAY_RETRY, LEDGER_TIMEOUT
@@ -60,6 +61,12 @@ class PaymentCollectionWorkflow:
             return self._end(CollectionStatus.REFUSED, message=cause_message(error))
         self.result = self.result.model_copy(update={
             "amount": reservation.amount, "tip": reservation.tip, "convenience_fee": reservation.convenience_fee})
+        if reservation.status not in (CollectionStatus.RESERVED, CollectionStatus.CHARGED) or (
+                reservation.status == CollectionStatus.CHARGED and reservation.crm_payment_id is not None):
+            # The key's collection ended before (this run is a re-run of it): answer with what it did.
+            return self._end(reservation.status, transaction_id=reservation.transaction_id,
+                             crm_payment_id=reservation.crm_payment_id, surcharge=reservation.surcharge,
+                             message=reservation.message)
         if reservation.amount == 0:
             return self._end(CollectionStatus.NOTHING_DUE, message="nothing is due on the proposal any more")
         charge = await self._charge(reservation)
@@ -71,7 +78,7 @@ class PaymentCollectionWorkflow:
             RecordCollectedPayment(account_id=input.account_id, proposal_id=input.proposal_id,
                                    amount=reservation.amount, tip=reservation.tip,
                                    convenience_fee=reservation.convenience_fee + charge.surcharge,
-                                   method="card" if input.method == "card" else "ach",
+                                   method="card" if charge.method == "card" else "ach",
                                    received_on=reservation.received_on, reference=charge.transaction_id),
             start_to_close_timeout=CRM_CALL, retry_policy=CRM_RETRY,
             summary=f"CRM: payment on proposal {reservation.proposal_number}")
@@ -79,7 +86,7 @@ class PaymentCollectionWorkflow:
         self.result = self.result.model_copy(update={
             "status": CollectionStatus.CHARGED, "transaction_id": charge.transaction_id,
             "crm_payment_id": crm_payment_id, "surcharge": charge.surcharge})
-        if input.method == "bank":
+        if charge.method == "bank":  # the gateway's word, not the caller's: a bank debit can come back
             await self._watch_debit(charge, crm_payment_id, reservation)
         return self.result
 
@@ -112,16 +119,17 @@ class PaymentCollectionWorkflow:
     async def _watch_debit(self, charge: GatewayCharge, crm_payment_id: str, reservation: Reservation) -> None:
         """Hand the debit to its own workflow, which outlives this one: a return can come days later."""
         input = self.input
-        await workflow.start_child_workflow(
-            AchSettlementWorkflow.run,
-            AchWatch(account_id=input.account_id, collection_key=input.collection_key,
-                     transaction_id=charge.transaction_id, crm_payment_id=crm_payment_id,
-                     poll_interval_seconds=input.ach_poll_interval_seconds,
-                     return_window_seconds=reservation.ach_return_window_days * 86_400.0),
-            id=ach_workflow_id(input.account_id, charge.transaction_id),
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            search_attributes=workflow.info().typed_search_attributes,
-            static_summary=f"ACH debit {charge.transaction_id} of {charge.total}")
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # a re-run of the key: its watch is on already
+            await workflow.start_child_workflow(
+                AchSettlementWorkflow.run,
+                AchWatch(account_id=input.account_id, collection_key=input.collection_key,
+                         transaction_id=charge.transaction_id, crm_payment_id=crm_payment_id,
+                         poll_interval_seconds=input.ach_poll_interval_seconds,
+                         return_window_seconds=reservation.ach_return_window_days * 86_400.0),
+                id=ach_workflow_id(input.account_id, charge.transaction_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=workflow.info().typed_search_attributes,
+                static_summary=f"ACH debit {charge.transaction_id} of {charge.total}")
 
     async def _finish(self, status: CollectionStatus, **fields: object) -> None:
         await workflow.execute_activity_method(

@@ -3,6 +3,7 @@ day, one collection of what is still due then (up to the scheduled amount), so a
 and a paid invoice is never paid again."""
 
 from temporalio import workflow
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.collections import CollectionSource, CollectPayment, collection_workflow_id
@@ -67,6 +68,8 @@ class ScheduledPaymentWorkflow:
                            note=f"Scheduled payment for {self.state.pay_on.isoformat()}",
                            ach_poll_interval_seconds=input.ach_poll_interval_seconds),
             id=collection_workflow_id(input.account_id, key),
+            # The collection outlives this run if it is cancelled or terminated: it may be between charge and record.
+            parent_close_policy=ParentClosePolicy.ABANDON, cancellation_type=ChildWorkflowCancellationType.ABANDON,
             search_attributes=workflow.info().typed_search_attributes,
             static_summary=f"Scheduled payment {input.schedule_id}")
         self.state = self.state.model_copy(update={"status": ScheduleStatus.DONE, "result": result})
