@@ -1,5 +1,6 @@
 """The database engine and sessions: a SQLite file by default, PostgreSQL through psycopg when configured."""
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -7,8 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy import Engine, event, inspect, text
 from sqlmodel import Session, SQLModel, create_engine
 
 # A worker runs up to `worker_activity_threads` (20) activities at once, each holding a connection: the
@@ -58,9 +58,11 @@ def check_schema(engine: Engine) -> None:
             f"and lacks {', '.join(missing)}. For the embedded stack, `make clean` starts afresh.")
 
 
-def create_tables(engine: Engine) -> None:
-    """Create every table that is missing, then check the existing ones are current. Importing the table
-    modules registers them on the metadata."""
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def import_table_modules() -> None:
+    """Importing the table modules registers them on the metadata the migrations compare with."""
     from models import (  # noqa: F401
         accounts,
         api_keys,
@@ -81,15 +83,59 @@ def create_tables(engine: Engine) -> None:
         royalty_ledger,
     )
 
-    for attempt in range(3):
+
+def _alembic(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _one_migrator(engine: Engine) -> Iterator[None]:
+    """One process migrates at a time (the API, the worker and the CLI start together): an advisory lock on
+    PostgreSQL, a file lock beside a SQLite file."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(7261001)"))
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(7261001)"))
+                connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            SQLModel.metadata.create_all(engine)
-            break
-        except DatabaseError:
-            # Two processes creating the same table at once (API and worker starting together): the loser
-            # finds the table there on its next look.
-            if attempt == 2:
-                raise
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def create_tables(engine: Engine) -> None:
+    """Bring the database to the current schema with the migrations (models/migrations), on SQLite and
+    PostgreSQL alike. A database made before migrations existed is taken as it is when it has every column
+    the code needs (and marked current), refused otherwise."""
+    from alembic import command
+
+    import_table_modules()
+    with _one_migrator(engine):
+        inspector = inspect(engine)
+        made_before_migrations = (not inspector.has_table("alembic_version")
+                                  and any(inspector.has_table(t) for t in SQLModel.metadata.tables))
+        if made_before_migrations:
+            check_schema(engine)
+        with engine.begin() as connection:
+            if made_before_migrations:
+                command.stamp(_alembic(connection), "head")
+            else:
+                command.upgrade(_alembic(connection), "head")
     check_schema(engine)
 
 

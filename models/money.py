@@ -61,6 +61,9 @@ class DecimalColumn(TypeDecorator[Decimal]):
         self.precision = precision
         self.scale = scale
 
+    def __repr__(self) -> str:  # how migrations write the column down
+        return f"DecimalColumn({self.precision}, {self.scale})"
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))

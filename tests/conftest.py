@@ -1,6 +1,6 @@
 """Shared fixtures: a time-skipping Temporal test server and a dev server (both from PyPI packages), the QBO,
-CRM, gateway, messaging (SMTP and SMS) and partners sandboxes on free ports, and a temporary SQLite database
-holding the example network."""
+CRM, gateway, messaging (SMTP and SMS) and partners sandboxes on free ports, and a fresh database (SQLite, or
+PostgreSQL with LEDGERFLOW_TEST_POSTGRES_URL: tests/databases.py) holding the example network."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +35,7 @@ from sandbox.partners.app import create_app as create_partners_app
 from sandbox.qbo.admin import connect_company
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.serve import ServerThread
+from tests.databases import FreshDatabases
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +77,29 @@ def partners_sandbox() -> Iterator[ServerThread]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshDatabases]:
+    made = FreshDatabases(tmp_path_factory.mktemp("databases"))
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, qbo_sandbox: ServerThread, crm_sandbox: ServerThread, gateway_sandbox: ServerThread,
-             smtp_sink: SmtpSink, sms_sandbox: ServerThread, partners_sandbox: ServerThread) -> Settings:
+def database_url(databases: FreshDatabases, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for the test: SQLite, or PostgreSQL with LEDGERFLOW_TEST_POSTGRES_URL (tests/databases.py)."""
+    url = databases.fresh(tmp_path)
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, qbo_sandbox: ServerThread, crm_sandbox: ServerThread,
+             gateway_sandbox: ServerThread, smtp_sink: SmtpSink, sms_sandbox: ServerThread,
+             partners_sandbox: ServerThread) -> Settings:
     """Settings for one test: its own database, task queue and sandbox URLs."""
     return Settings(
         data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'ledgerflow.db'}",
+        database_url=database_url,
         task_queue=f"tq-{uuid.uuid4()}",
         qbo_sandbox_port=qbo_sandbox.port,
         crm_sandbox_port=crm_sandbox.port,

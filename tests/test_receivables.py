@@ -46,10 +46,10 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Engine:
-    """A fresh SQLite file holding the example network, as tests/conftest.py's `engine` makes it, without the
+def db(tmp_path: Path, database_url: str) -> Engine:
+    """A fresh database holding the example network, as tests/conftest.py's `engine` makes it, without the
     sandboxes its `settings` starts (nothing here talks HTTP)."""
-    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'ledgerflow.db'}")
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
     engine = get_engine(settings.database_url)
     create_tables(engine)
     install_network(engine, load_network(settings.network_file))
