@@ -194,10 +194,14 @@ def api(e2e_settings: Settings, engine: Engine) -> Iterator[ServerThread]:
 def crm_account(e2e_settings: Settings, api: ServerThread, engine: Engine) -> str:
     """The acme-austin account in the CRM sandbox, its webhooks pointed at this test's API and signed with the
     secret the API expects, and its CRM keys stored for the worker (reconciliation reads with them)."""
-    account_id = "acme-austin"
-    created = CrmSandboxAdmin(e2e_settings.crm_api_url).create_account(
-        account_id, "Acme Home Services of Austin", webhook_url=f"{api.url}/crm/{account_id}",
-        webhook_secret=e2e_settings.crm_webhook_secrets[account_id].get_secret_value())
+    return connect_crm_account(e2e_settings, api.url, engine, "acme-austin", "Acme Home Services of Austin")
+
+
+def connect_crm_account(settings: Settings, api_url: str, engine: Engine, account_id: str, name: str) -> str:
+    """A franchisee's account in the CRM sandbox, its webhooks to the API at `api_url`, its keys stored."""
+    created = CrmSandboxAdmin(settings.crm_api_url).create_account(
+        account_id, name, webhook_url=f"{api_url}/crm/{account_id}",
+        webhook_secret=settings.crm_webhook_secrets[account_id].get_secret_value())
     save_crm_credentials(engine, account_id, created["access_token"], created["web_key"])
     return account_id
 

@@ -26,16 +26,19 @@ from config.settings import Settings
 from models.accounts import Franchisee
 from models.api_keys import create_api_key
 from models.collection_ledger import CollectedPayment
+from models.crm_credentials import load_crm_credentials
 from models.gateway_credentials import save_gateway_credentials
 from models.gateway_webhooks import webhook_path
 from models.ledger import LedgerPayment
 from models.proposals import ProposalState
+from models.qbo_connection import QboConnection
 from models.scheduled_payments import ScheduledPaymentState
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.gateway.admin import GatewaySandboxAdmin
 from sandbox.qbo.admin import list_objects
 from sandbox.serve import ServerThread
 from schedules import install_autopay_schedule
+from tests.conftest import connect_crm_account, new_realm, point_account_at
 from tests.e2e import settled, starter, worker
 from tests.test_lifecycle_e2e import LINES, TOTAL
 from tests.test_proposal_e2e import replay
@@ -46,13 +49,15 @@ D = Decimal
 class Shop:
     """acme-austin with its gateway merchant (webhooks to this test's API), its API key and its CRM."""
 
-    def __init__(self, settings: Settings, engine: Engine, api: ServerThread, account: str) -> None:
+    def __init__(self, settings: Settings, engine: Engine, api: ServerThread, account: str,
+                 surcharge_rate: str = "0") -> None:
         self.settings, self.engine, self.account = settings, engine, account
         self.crm = CrmSandboxAdmin(settings.crm_api_url)
         self.gateway = GatewaySandboxAdmin(settings.gateway_api_url)
-        created = self.gateway.create_merchant("Acme Home Services of Austin", f"austin-{uuid.uuid4().hex[:8]}")
-        self.merchant = created["id"]
-        self.gateway.set_settings(self.merchant, webhook_url=api.url + webhook_path(settings, account))
+        created = self.gateway.create_merchant(f"Merchant of {account}", f"{account}-{uuid.uuid4().hex[:8]}")
+        self.merchant, self.api_key = created["id"], created["api_key"]
+        self.gateway.set_settings(self.merchant, surcharge_rate=surcharge_rate,
+                                  webhook_url=api.url + webhook_path(settings, account))
         save_gateway_credentials(engine, account, created["api_key"])
         self.http = httpx.AsyncClient(base_url=api.url, timeout=60,
                                       headers={"X-API-Key": create_api_key(engine, account)})
@@ -455,3 +460,74 @@ async def test_a_return_after_the_watch_has_ended_still_reverses_the_books(
         await settled(dev_env.client, shop.account, proposal_id, lambda s: s.payments[0].voided_in_qbo)
         assert [row.voided for row in shop.ledger(proposal_id)] == ["return"]
         assert D(str(invoice(e2e_settings, account_realm, state.invoice_id or "")["Balance"])) == TOTAL
+
+
+async def test_on_a_surcharging_account_the_gateway_adds_its_card_surcharge_and_it_lands_as_the_fee(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, engine: Engine, api: ServerThread,
+    executor: ThreadPoolExecutor
+) -> None:
+    realm = point_account_at(engine, "acme-denver", new_realm(e2e_settings, engine))
+    connect_crm_account(e2e_settings, api.url, engine, "acme-denver", "Acme Home Services of Denver")
+    with Session(engine) as session:  # the CRM sandbox's own step names, not Denver's
+        franchisee = session.get(Franchisee, "acme-denver")
+        assert franchisee is not None
+        franchisee.sales_cycle = {"Proposal Sent": "proposal", "Job Complete": "job_complete"}
+        session.add(franchisee)
+        session.commit()
+    denver = Shop(e2e_settings, engine, api, "acme-denver", surcharge_rate="3.0")
+    card, bank = denver.method("card"), denver.method("bank")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, state = await denver.invoiced(dev_env.client)
+        by_card = await denver.pay("denver-card", proposal_id=proposal_id, payment_method_id=card, method="card",
+                                   amount="100.00", tip="10.00")
+        assert by_card.status_code == 200, by_card.text
+        # Denver adds no fee of its own; the gateway adds 3% of what it charged (110.00) on top: 3.30.
+        assert (by_card.json()["convenience_fee"], by_card.json()["surcharge"]) == ("0.00", "3.30")
+        by_bank = await denver.pay("denver-bank", proposal_id=proposal_id, payment_method_id=bank, method="bank",
+                                   amount="50.00")
+        assert by_bank.json()["surcharge"] == "0.00"  # never on a bank debit
+        await settled(dev_env.client, denver.account, proposal_id,
+                      lambda s: len(s.payments) == 2 and all(p.applied is not None for p in s.payments))
+        rows = sorted(denver.ledger(proposal_id), key=lambda r: r.amount)
+        assert [(r.amount, r.tip, r.convenience_fee, r.method) for r in rows] == [
+            (D("50.00"), D("0.00"), D("0.00"), "ach"), (D("100.00"), D("10.00"), D("3.30"), "card")]
+        assert sorted(D(str(p["TotalAmt"])) for p in qbo_payments(e2e_settings, realm, state.customer_id or "")) == [
+            D("50.00"), D("113.30")]
+        assert D(str(invoice(e2e_settings, realm, state.invoice_id or "")["Balance"])) == TOTAL - D("163.30")
+
+
+async def test_no_key_token_or_secret_reaches_a_workflow_history(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, engine: Engine, account_realm: str,
+    executor: ThreadPoolExecutor
+) -> None:
+    """Every run a card payment and an ACH refund touch, read back from the server: ids only, never the
+    gateway key, the CRM's keys, the QBO tokens, the webhook secrets or the encryption key."""
+    card, bank = shop.method("card"), shop.method("bank")
+    async with worker(dev_env, e2e_settings, executor):
+        proposal_id, _state = await shop.invoiced(dev_env.client)
+        for key, method, pm in (("secret-card", "card", card), ("secret-bank", "bank", bank)):
+            paid = await shop.pay(key, proposal_id=proposal_id, payment_method_id=pm, method=method, amount="10.00")
+            assert paid.json()["status"] == "charged"
+        refund = await shop.http.post(f"/accounts/{shop.account}/payments/secret-bank/refund", json={})
+        assert refund.status_code == 200, refund.text
+        await settled(dev_env.client, shop.account, proposal_id, lambda s: len(s.payments) == 2)
+        crm = load_crm_credentials(engine, shop.account)
+        with Session(engine) as session:
+            qbo = session.get(QboConnection, account_realm)
+        assert crm is not None and qbo is not None
+        secrets = {"gateway API key": shop.api_key, "CRM access token": crm.access_token, "CRM web key": crm.web_key,
+                   "QBO refresh token": qbo.refresh_token, "QBO access token": qbo.access_token or "-",
+                   "encryption key": e2e_settings.secret_key.get_secret_value(),
+                   "CRM webhook secret": e2e_settings.crm_webhook_secrets[shop.account].get_secret_value(),
+                   "gateway webhook token": webhook_path(e2e_settings, shop.account).rsplit("/", 1)[1]}
+        runs = [run async for run in dev_env.client.list_workflows(
+            f"AccountId = '{shop.account}' AND ProposalId = '{proposal_id}'")]
+        runs += [run async for run in dev_env.client.list_workflows(
+            f"WorkflowId STARTS_WITH 'refund:{shop.account}:secret-'")]
+        kinds = {run.workflow_type for run in runs}
+        assert {"ProposalWorkflow", "PaymentCollectionWorkflow", "AchSettlementWorkflow",
+                "PaymentRefundWorkflow"} <= kinds, kinds
+        for run in runs:
+            history = (await dev_env.client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()).to_json()
+            leaked = [name for name, value in secrets.items() if value in history]
+            assert leaked == [], f"{run.id} carries {leaked}"
