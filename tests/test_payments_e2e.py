@@ -112,6 +112,18 @@ def shop(e2e_settings: Settings, engine: Engine, api: ServerThread, account_real
     yield Shop(e2e_settings, engine, api, crm_account)
 
 
+def change_franchisee(engine: Engine, account_id: str, payments: dict[str, Any] | None = None,
+                      sales_cycle: dict[str, str] | None = None) -> None:
+    """Change an account's settings for one test: payment settings merged in, the sales-cycle mapping replaced."""
+    with Session(engine) as session:
+        franchisee = session.get(Franchisee, account_id)
+        assert franchisee is not None
+        franchisee.payments = {**franchisee.payments, **(payments or {})}
+        franchisee.sales_cycle = sales_cycle or franchisee.sales_cycle
+        session.add(franchisee)
+        session.commit()
+
+
 def austin_today() -> date:
     return datetime.now(ZoneInfo("America/Chicago")).date()
 
@@ -273,12 +285,7 @@ async def test_a_scheduled_payment_is_lowered_by_an_earlier_payment_and_can_be_m
         past = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
                                      json={"pay_on": (austin_today() - timedelta(days=1)).isoformat()})
         assert past.status_code == 422
-        with Session(engine) as session:
-            franchisee = session.get(Franchisee, shop.account)
-            assert franchisee is not None
-            franchisee.payments = {**franchisee.payments, "scheduled_payment_time": "00:00"}
-            session.add(franchisee)
-            session.commit()
+        change_franchisee(engine, shop.account, payments={"scheduled_payment_time": "00:00"})
         moved = await shop.http.patch(f"/accounts/{shop.account}/scheduled-payments/rest-of-it",
                                       json={"pay_on": austin_today().isoformat()})
         assert moved.status_code == 200, moved.text
@@ -436,12 +443,8 @@ async def test_a_return_after_the_watch_has_ended_still_reverses_the_books(
     dev_env: WorkflowEnvironment, e2e_settings: Settings, shop: Shop, engine: Engine, account_realm: str,
     executor: ThreadPoolExecutor
 ) -> None:
-    with Session(engine) as session:  # no return window: the watch ends as soon as the debit settles
-        franchisee = session.get(Franchisee, shop.account)
-        assert franchisee is not None
-        franchisee.payments = {**franchisee.payments, "ach_return_window_days": 0}
-        session.add(franchisee)
-        session.commit()
+    # No return window: the watch ends as soon as the debit settles.
+    change_franchisee(engine, shop.account, payments={"ach_return_window_days": 0})
     bank = shop.method("bank")
     async with worker(dev_env, e2e_settings, executor):
         proposal_id, state = await shop.invoiced(dev_env.client)
@@ -468,12 +471,8 @@ async def test_on_a_surcharging_account_the_gateway_adds_its_card_surcharge_and_
 ) -> None:
     realm = point_account_at(engine, "acme-denver", new_realm(e2e_settings, engine))
     connect_crm_account(e2e_settings, api.url, engine, "acme-denver", "Acme Home Services of Denver")
-    with Session(engine) as session:  # the CRM sandbox's own step names, not Denver's
-        franchisee = session.get(Franchisee, "acme-denver")
-        assert franchisee is not None
-        franchisee.sales_cycle = {"Proposal Sent": "proposal", "Job Complete": "job_complete"}
-        session.add(franchisee)
-        session.commit()
+    # The CRM sandbox's own step names, not Denver's.
+    change_franchisee(engine, "acme-denver", sales_cycle={"Proposal Sent": "proposal", "Job Complete": "job_complete"})
     denver = Shop(e2e_settings, engine, api, "acme-denver", surcharge_rate="3.0")
     card, bank = denver.method("card"), denver.method("bank")
     async with worker(dev_env, e2e_settings, executor):

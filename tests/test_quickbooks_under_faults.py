@@ -169,11 +169,12 @@ def test_concurrent_applications_of_one_payment_apply_it_once(qbo: QuickBooksAct
     assert Decimal(str(balance)) == Decimal("289.00")
 
 
-def test_limits_hold_across_concurrent_callers(fast_settings: Settings, engine: Engine, realm_id: str) -> None:
+def test_limits_hold_across_concurrent_callers(settings: Settings, engine: Engine, realm_id: str) -> None:
     """30 callers at once on one company, through two workers' connectors: never more than 10 calls in flight
-    at QBO, never QBO's own 429."""
-    set_faults(fast_settings.qbo_api_url, realm_id, latency_seconds=0.1)
-    workers = [QboConnector(fast_settings, engine) for _ in range(2)]
+    at QBO, never QBO's own 429. (No answer is dropped here: the usual client timeout, as 30 callers on the
+    in-process sandbox can take longer than the fault tests' half second on a busy machine.)"""
+    set_faults(settings.qbo_api_url, realm_id, latency_seconds=0.1)
+    workers = [QboConnector(settings, engine) for _ in range(2)]
     busy: list[str] = []
 
     def one_call(n: int) -> int:
@@ -187,7 +188,7 @@ def test_limits_hold_across_concurrent_callers(fast_settings: Settings, engine: 
 
     with ThreadPoolExecutor(max_workers=30) as pool:
         list(pool.map(one_call, range(30)))
-    dump = dump_company(fast_settings.qbo_api_url, realm_id)
+    dump = dump_company(settings.qbo_api_url, realm_id)
     assert busy, "the callers should have been made to wait"
     assert 1 < dump["peak_in_flight"] <= 10
     assert dump["throttled"] == 0
