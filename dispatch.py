@@ -336,10 +336,13 @@ async def _start_once(client: Client, workflow: str, input: Any, workflow_id: st
         return client.get_workflow_handle(workflow_id, result_type=result_type)
 
 
-def _payment_attributes(franchisee: Franchisee, proposal_id: str, stage: str) -> list[SearchAttributePair[str]]:
+def _payment_attributes(franchisee: Franchisee, proposal_id: str | None = None,
+                        stage: str | None = None) -> list[SearchAttributePair[str]]:
+    """The account and franchisor of every payment run, and the proposal and stage where there is one."""
     return [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
             SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id),
-            SearchAttributePair(sa.PROPOSAL_ID, proposal_id), SearchAttributePair(sa.STAGE, stage)]
+            *([SearchAttributePair(sa.PROPOSAL_ID, proposal_id)] if proposal_id else []),
+            *([SearchAttributePair(sa.STAGE, stage)] if stage else [])]
 
 
 async def start_collection(client: Client, settings: Settings, franchisee: Franchisee,
@@ -358,9 +361,7 @@ async def start_refund(client: Client, settings: Settings, franchisee: Franchise
     """Give a collected payment back in full, once: a second request joins (or reads) the first refund."""
     return await _start_once(
         client, "PaymentRefundWorkflow", request, refund_workflow_id(franchisee.account_id, request.collection_key),
-        CollectionResult, settings.task_queue,
-        [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
-         SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id)],
+        CollectionResult, settings.task_queue, _payment_attributes(franchisee),
         f"Refund payment {request.collection_key}",
         reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)  # refused while not yet charged: ask again later
 
@@ -399,7 +400,5 @@ async def start_autopay_cycle(client: Client, settings: Settings, franchisee: Fr
                               ach_poll_interval_seconds=settings.ach_poll_interval.total_seconds())
     return await _start_once(
         client, "AutopayCycleWorkflow", input, autopay_workflow_id(franchisee.account_id, cycle_date),
-        AutopayCycleResult, settings.task_queue,
-        [SearchAttributePair(sa.ACCOUNT_ID, franchisee.account_id),
-         SearchAttributePair(sa.FRANCHISOR, franchisee.franchisor_id)],
+        AutopayCycleResult, settings.task_queue, _payment_attributes(franchisee),
         f"Autopay of {franchisee.name} for {cycle_date}")

@@ -25,7 +25,7 @@ from models.collections import (
 from models.db import session_scope
 from models.money import cents
 from models.payment_settings import PaymentSettings
-from models.receivables import owed_on_proposal
+from models.receivables import beyond_due, owed_on_proposal
 from models.time_zones import local_today
 
 
@@ -84,10 +84,9 @@ class CollectionActivities:
             fee = settings.convenience_fee(amount)
             if input.up_to_due and amount < input.amount:  # lowered to the balance: the fee takes its last cent
                 fee = max(fee, cents(owed.due - amount)) if fee else fee
-            if amount + fee > owed.due:  # the tip alone may go past it: it is the customer's gift, on top
-                with_fee = f" with its {fee} fee" if fee else ""
-                raise _refused(f"{amount}{with_fee} is more than the {owed.due} still due on proposal {owed.number} "
-                               f"(total {owed.total}, paid {owed.paid}, being collected {owed.held})")
+            refusal = beyond_due(owed, amount, fee)
+            if refusal is not None:
+                raise _refused(refusal)
             row = CollectedPayment(
                 account_id=input.account_id, collection_key=input.collection_key, proposal_id=input.proposal_id,
                 source=input.source.value, method=input.method, payment_method_id=input.payment_method_id,

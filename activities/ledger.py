@@ -52,9 +52,8 @@ def record_mapping(
 
 def _keep_invoice(session: Session, ref: ProposalRef, state: ProposalState) -> None:
     """The invoice as issued, written the first time the proposal is saved with it (in the pass that created
-    it, so the proposal's lines are the invoice's); after that only its QBO balance moves."""
+    it, so the proposal's lines are the invoice's); after that only its contact follows."""
     invoice = session.get(LedgerInvoice, (ref.account_id, ref.proposal_id))
-    applied = sum((p.applied for p in state.payments if p.applied is not None and not p.voided), cents(0))
     if invoice is None or invoice.invoice_id != state.invoice_id:
         assert state.proposal is not None and state.customer_id is not None
         franchisee = session.get(Franchisee, ref.account_id)
@@ -63,11 +62,10 @@ def _keep_invoice(session: Session, ref: ProposalRef, state: ProposalState) -> N
         invoice = LedgerInvoice(
             account_id=ref.account_id, proposal_id=ref.proposal_id, realm_id=ref.realm_id,
             invoice_id=state.invoice_id, customer_id=state.customer_id, number=state.proposal.number,
-            total=state.proposal.total, balance=state.proposal.total,
+            total=state.proposal.total,
             line_items=sorted({line.product or line.description for line in state.proposal.lines}),
             issued_on=issued_on, due_on=issued_on + timedelta(days=settings.terms_days))
     invoice.contact_id = state.contact.id if state.contact else None
-    invoice.balance = cents(max(invoice.total - applied, cents(0)))
     session.add(invoice)
 
 

@@ -3,15 +3,15 @@ the watch of the transaction it is about (`ach:{account}:{transaction}`), which 
 about a collected debit whose watch has ended (a late return) starts a watch that looks once; one about a
 transaction Ledgerflow did not collect is acknowledged and dropped."""
 
-import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel
 from sqlmodel import Session, select
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.json_bodies import json_object
 from dispatch import watch_debit_again
 from models.collection_ledger import CollectedPayment
 from models.collections import CollectionStatus, GatewayNews, ach_workflow_id
@@ -30,11 +30,8 @@ async def gateway_event(account_id: str, token: str, request: Request,
                         event_name: Annotated[str, Header(alias=EVENT_HEADER, max_length=64)]) -> Acknowledged:
     if not token_matches(request.app.state.settings, account_id, token):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    try:
-        body: Any = json.loads(await request.body())
-    except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the body must be JSON") from error
-    transaction_id = body.get("reference_id") or body.get("id") if isinstance(body, dict) else None
+    body = await json_object(request)
+    transaction_id = body.get("reference_id") or body.get("id")
     if not isinstance(transaction_id, str) or not transaction_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the body names no transaction (id)")
     workflow_id = ach_workflow_id(account_id, transaction_id)

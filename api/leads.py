@@ -5,7 +5,6 @@ field, recorded in the API monitor as rejected); an accepted lead is recorded, t
 answered 200 with JSON once Temporal has it, a duplicate too (Angi requires it). Nothing is half-created: the
 contact is made by the workflow or not at all."""
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from api.handover import hand_over
+from api.json_bodies import json_object
 from api.openapi import documented_body
 from config.settings import Settings
 from dispatch import send_lead
@@ -91,17 +91,6 @@ async def _path_key(request: Request, key: str, channel: LeadChannel) -> LeadKey
     return found
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or 422."""
-    try:
-        body = json.loads(await request.body() or b"null")
-    except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not JSON: {error}") from error
-    if not isinstance(body, dict):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object")
-    return body
-
-
 @router.post("/angi/{key}", responses=RESPONSES, openapi_extra=documented_body(AngiLead))
 async def angi_lead(key: str, request: Request,
                     x_api_key: Annotated[str | None, Header(alias="x-api-key")] = None) -> dict[str, Any]:
@@ -109,7 +98,7 @@ async def angi_lead(key: str, request: Request,
     lead_key = await _path_key(request, key, LeadChannel.ANGI)
     if not api_key_matches(lead_key, x_api_key):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or bad x-api-key")
-    return await _take(request, lead_key, LeadChannel.ANGI, await _body(request),
+    return await _take(request, lead_key, LeadChannel.ANGI, await json_object(request),
                        lambda body: (AngiLead.model_validate(body).to_lead(), None))
 
 
@@ -122,14 +111,14 @@ def _thumbtack(body: dict[str, Any]) -> tuple[Lead, str | None]:
 async def thumbtack_lead(key: str, request: Request) -> dict[str, Any]:
     """A Thumbtack lead (legacy JSON). A franchisor's key sends it to the franchisee its business id is routed to."""
     return await _take(request, await _path_key(request, key, LeadChannel.THUMBTACK), LeadChannel.THUMBTACK,
-                       await _body(request), _thumbtack)
+                       await json_object(request), _thumbtack)
 
 
 @router.post("/zapier/{key}", responses=RESPONSES, openapi_extra=documented_body(ContactFormLead))
 async def zapier_lead(key: str, request: Request) -> dict[str, Any]:
     """A Zapier-style post: the form fields as JSON, the key in the URL."""
     return await _take(request, await _path_key(request, key, LeadChannel.ZAPIER), LeadChannel.ZAPIER,
-                       await _body(request),
+                       await json_object(request),
                        lambda body: (ContactFormLead.model_validate(body).to_lead(LeadChannel.ZAPIER), None))
 
 
@@ -140,7 +129,7 @@ async def web_form_lead(request: Request) -> dict[str, Any]:
     """A website form: form-encoded or JSON, case-sensitive fields, `web_key` (the account's, or a lead
     source's) and `name` or `firstName` and `lastName`."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        body = await _body(request)
+        body = await json_object(request)
     else:
         body = {name: str(value) for name, value in (await request.form()).items()}
     web_key = str(body.get("web_key") or "")

@@ -33,7 +33,7 @@ from models.collections import (
 )
 from models.money import Cents, cents
 from models.payment_settings import PaymentSettings
-from models.receivables import owed_on_proposal, proposal_for_invoice
+from models.receivables import beyond_due, owed_on_proposal, proposal_for_invoice
 from models.scheduled_payments import (
     Reschedule,
     ScheduledPaymentState,
@@ -149,10 +149,10 @@ def _check_new_payment(request: Request, account_id: str, key: str, proposal_id:
         owed = owed_on_proposal(session, account_id, proposal_id)
         franchisee = session.get(Franchisee, account_id)
     assert owed is not None and franchisee is not None
-    fee = PaymentSettings.model_validate(franchisee.payments).convenience_fee(body.amount)
-    if body.amount + fee > owed.due:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"{body.amount} (and its fee {fee}) is more than the "
-                                                      f"{owed.due} still due on proposal {owed.number}")
+    refusal = beyond_due(owed, body.amount,
+                         PaymentSettings.model_validate(franchisee.payments).convenience_fee(body.amount))
+    if refusal is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, refusal)
 
 
 @router.post("/{account_id}/payments", responses={

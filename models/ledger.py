@@ -77,9 +77,8 @@ class LedgerPayment(SQLModel, table=True):
 
 class LedgerInvoice(SQLModel, table=True):
     """The invoice a proposal became, as it was issued: what the customer owes and when, for balances,
-    scheduled payments and autopay. Written when the proposal's workflow first saves its invoice; its
-    `balance` follows QBO (the total less what QBO applied), what is still owed is worked out from the
-    payments (models/receivables.py)."""
+    scheduled payments and autopay. Written when the proposal's workflow first saves its invoice; what is still
+    owed on it is worked out from the payments (models/receivables.py)."""
 
     __tablename__ = "ledger_invoice"
 
@@ -91,7 +90,6 @@ class LedgerInvoice(SQLModel, table=True):
     contact_id: str | None = None
     number: str
     total: Decimal = Field(sa_column=Column(DecimalColumn(18, 2), nullable=False))
-    balance: Decimal = Field(sa_column=Column(DecimalColumn(18, 2), nullable=False))
     line_items: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     issued_on: date
     due_on: date

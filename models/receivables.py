@@ -39,6 +39,16 @@ class Owed(BaseModel):
         return cents(max(self.total - self.paid - self.held, ZERO))
 
 
+def beyond_due(owed: Owed, amount: Decimal, fee: Decimal) -> str | None:
+    """Why `amount` with its convenience fee cannot be collected on the proposal now (more than is still due),
+    or None when it can. The tip alone may go past it: it is the customer's gift, on top."""
+    if amount + fee <= owed.due:
+        return None
+    with_fee = f" with its {fee} fee" if fee else ""
+    return (f"{amount}{with_fee} is more than the {owed.due} still due on proposal {owed.number} "
+            f"(total {owed.total}, paid {owed.paid}, being collected {owed.held})")
+
+
 class CustomerBalance(BaseModel):
     account_id: str
     customer_id: str

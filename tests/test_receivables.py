@@ -90,7 +90,7 @@ def save_invoice(engine: Engine, proposal_id: str, total: str, *, account_id: st
                  line_items: list[str] | None = None, excluded: bool = False) -> LedgerInvoice:
     invoice = LedgerInvoice(account_id=account_id, proposal_id=proposal_id, realm_id="9130350000000001",
                             invoice_id=invoice_id or f"INV-{proposal_id}", customer_id=customer_id,
-                            number=number or f"N-{proposal_id}", total=D(total), balance=D(total),
+                            number=number or f"N-{proposal_id}", total=D(total),
                             line_items=line_items or ["Line 0"], issued_on=issued_on,
                             due_on=due_on or date(2026, 12, 1), autopay_excluded=excluded)
     with session_scope(engine) as session:

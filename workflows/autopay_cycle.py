@@ -6,7 +6,7 @@ from datetime import date
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
-from temporalio.workflow import ChildWorkflowCancellationType, ChildWorkflowHandle, ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle
 
 from workflows.policies import LEDGER_TIMEOUT
 
@@ -24,10 +24,9 @@ with workflow.unsafe.imports_passed_through():
         CollectionSource,
         CollectionStatus,
         CollectPayment,
-        collection_workflow_id,
     )
     from workflows.errors import cause_message
-    from workflows.payment_collection import PaymentCollectionWorkflow
+    from workflows.payment_collection import PaymentCollectionWorkflow, start_collection
 
 
 @workflow.defn
@@ -57,18 +56,13 @@ class AutopayCycleWorkflow:
         operator's) is collecting it right now. One that ended runs again harmlessly: same key, same charge."""
         key = autopay_collection_key(cycle_date, choice.invoice.proposal_id)
         try:
-            return await workflow.start_child_workflow(
-                PaymentCollectionWorkflow.run,
+            return await start_collection(
                 CollectPayment(account_id=input.account_id, collection_key=key, proposal_id=choice.invoice.proposal_id,
                                payment_method_id=choice.config.payment_method_id, method=choice.config.method,
                                amount=choice.amount, up_to_due=True, source=CollectionSource.AUTOPAY,
                                note=f"Autopay ({choice.config.name}) for invoice {choice.invoice.number}",
                                ach_poll_interval_seconds=input.ach_poll_interval_seconds),
-                id=collection_workflow_id(input.account_id, key),
-                # A collection outlives a cycle that fails or is cancelled: it may be between charge and record.
-                parent_close_policy=ParentClosePolicy.ABANDON, cancellation_type=ChildWorkflowCancellationType.ABANDON,
-                search_attributes=workflow.info().typed_search_attributes,
-                static_summary=f"Autopay of invoice {choice.invoice.number} by {choice.config.name}")
+                f"Autopay of invoice {choice.invoice.number} by {choice.config.name}")
         except WorkflowAlreadyStartedError:
             return None
 

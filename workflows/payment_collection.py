@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ChildWorkflowCancellationType, ChildWorkflowHandle, ParentClosePolicy
 
 from workflows.policies import CRM_RETRY, GATEWAY_RETRY, LEDGER_TIMEOUT
 
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         RecordCollectedPayment,
         Reservation,
         ach_workflow_id,
+        collection_workflow_id,
     )
     from models.gateway import ChargeMeta, ChargeRequest, GatewayCharge
     from workflows.ach_settlement import AchSettlementWorkflow
@@ -142,3 +143,13 @@ class PaymentCollectionWorkflow:
         self.result = self.result.model_copy(update={"status": status, **fields})
         workflow.upsert_search_attributes([sa.STAGE.value_set(status.value)])
         return self.result
+
+
+async def start_collection(collect: CollectPayment,
+                           summary: str) -> ChildWorkflowHandle[PaymentCollectionWorkflow, CollectionResult]:
+    """A collection as the child of a scheduled payment or an autopay cycle. It outlives its parent: a parent
+    that fails or is cancelled must never cut it off between its charge and its record."""
+    return await workflow.start_child_workflow(
+        PaymentCollectionWorkflow.run, collect, id=collection_workflow_id(collect.account_id, collect.collection_key),
+        parent_close_policy=ParentClosePolicy.ABANDON, cancellation_type=ChildWorkflowCancellationType.ABANDON,
+        search_attributes=workflow.info().typed_search_attributes, static_summary=summary)

@@ -3,10 +3,9 @@ day, one collection of what is still due then (up to the scheduled amount), so a
 and a paid invoice is never paid again."""
 
 from temporalio import workflow
-from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.collections import CollectionSource, CollectPayment, collection_workflow_id
+    from models.collections import CollectionSource, CollectPayment
     from models.scheduled_payments import (
         Reschedule,
         ScheduledPaymentState,
@@ -14,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduleStatus,
         scheduled_collection_key,
     )
-    from workflows.payment_collection import PaymentCollectionWorkflow
+    from workflows.payment_collection import start_collection
 
 
 @workflow.defn
@@ -59,18 +58,14 @@ class ScheduledPaymentWorkflow:
         if self.state.status == ScheduleStatus.CANCELLED:
             return self.state
         self.state = self.state.model_copy(update={"status": ScheduleStatus.COLLECTING})
-        key = scheduled_collection_key(input.schedule_id)
-        result = await workflow.execute_child_workflow(
-            PaymentCollectionWorkflow.run,
-            CollectPayment(account_id=input.account_id, collection_key=key, proposal_id=input.proposal_id,
-                           payment_method_id=input.payment_method_id, method=input.method,
-                           amount=self.state.amount, up_to_due=True, source=CollectionSource.SCHEDULED,
+        handle = await start_collection(
+            CollectPayment(account_id=input.account_id, collection_key=scheduled_collection_key(input.schedule_id),
+                           proposal_id=input.proposal_id, payment_method_id=input.payment_method_id,
+                           method=input.method, amount=self.state.amount, up_to_due=True,
+                           source=CollectionSource.SCHEDULED,
                            note=f"Scheduled payment for {self.state.pay_on.isoformat()}",
                            ach_poll_interval_seconds=input.ach_poll_interval_seconds),
-            id=collection_workflow_id(input.account_id, key),
-            # The collection outlives this run if it is cancelled or terminated: it may be between charge and record.
-            parent_close_policy=ParentClosePolicy.ABANDON, cancellation_type=ChildWorkflowCancellationType.ABANDON,
-            search_attributes=workflow.info().typed_search_attributes,
-            static_summary=f"Scheduled payment {input.schedule_id}")
+            f"Scheduled payment {input.schedule_id}")
+        result = await handle
         self.state = self.state.model_copy(update={"status": ScheduleStatus.DONE, "result": result})
         return self.state

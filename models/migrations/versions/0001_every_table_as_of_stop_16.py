@@ -156,7 +156,6 @@ def upgrade() -> None:
     sa.Column('contact_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('total', models.money.DecimalColumn(18, 2), nullable=False),
-    sa.Column('balance', models.money.DecimalColumn(18, 2), nullable=False),
     sa.Column('line_items', sa.JSON(), nullable=False),
     sa.Column('issued_on', sa.Date(), nullable=False),
     sa.Column('due_on', sa.Date(), nullable=False),
