@@ -64,22 +64,27 @@ class CrmClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, call: str, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None, retries: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """One API call: the envelope's rows and TotalRecord. `retries` overrides the client's own."""
-        retries = self.retries if retries is None else retries
+    def _call(self, method: str, call: str, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+              blind: bool = True) -> tuple[list[dict[str, Any]], int]:
+        """One API call: the envelope's rows and TotalRecord. A 429 says nothing was done, so it is always tried
+        again (after its Retry-After); a lost answer or a 5xx may hide work that was done, so a create the CRM
+        does not de-duplicate (`blind=False`) leaves those to its caller, who looks for the record first."""
+        retries = self.retries
         for attempt in range(retries + 1):
+            wait = None
             try:
                 response = self._http.request(method, call, params=params, json=body)
             except httpx.TransportError as error:
-                if attempt == retries:
+                if attempt == retries or not blind:
                     raise CrmUnavailable(f"CRM {call}: {error.__class__.__name__}: {error}") from error
             else:
-                if response.status_code < 500:
+                if response.status_code == 429:
+                    wait = _retry_after(response)
+                elif response.status_code < 500:
                     break
-                if attempt == retries:
+                if attempt == retries or (not blind and response.status_code != 429):
                     raise CrmUnavailable(f"CRM {call}: HTTP {response.status_code}")
-            _pause(attempt)
+            _pause(attempt, wait)
         try:
             payload = response.json()
         except ValueError as error:
@@ -93,8 +98,8 @@ class CrmClient:
         return rows, int(payload.get("TotalRecord", len(rows)))
 
     def _one(self, method: str, call: str, params: dict[str, Any] | None = None,
-             body: dict[str, Any] | None = None, retries: int | None = None) -> dict[str, Any]:
-        rows, _ = self._call(method, call, params, body, retries)
+             body: dict[str, Any] | None = None, blind: bool = True) -> dict[str, Any]:
+        rows, _ = self._call(method, call, params, body, blind=blind)
         if not rows:
             raise CrmNotFound("CT_515", "empty answer", call)
         return rows[0]
@@ -124,7 +129,8 @@ class CrmClient:
                 return
 
     def create_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return self._one("POST", "create_client", body=fields)
+        """Not retried blind (see `_call`): a caller looks the contact up again before another attempt."""
+        return self._one("POST", "create_client", body=fields, blind=False)
 
     def update_contact(self, client_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return self._one("POST", "update_client_by_id", body={"client_id": client_id, **fields})
@@ -152,7 +158,9 @@ class CrmClient:
         return self._call("GET", f"read_client_history_notes/{client_id}")[0]
 
     def create_history_note(self, client_id: str, note: str, kind: str = "note") -> dict[str, Any]:
-        return self._one("POST", "create_history_note", body={"client_id": client_id, "note": note, "type": kind})
+        """Not retried blind (see `_call`): a caller finds its note by a marker line before another attempt."""
+        return self._one("POST", "create_history_note", body={"client_id": client_id, "note": note, "type": kind},
+                         blind=False)
 
     def update_history_note(self, note_id: str, note: str) -> dict[str, Any]:
         """Replace a note's text (the note keeps its id and when it was written)."""
@@ -189,14 +197,15 @@ class CrmClient:
         body = {"proposal_id": proposal_id, "amount": str(amount), "tip": str(tip),
                 "convenience_fee": str(convenience_fee), "method": method, "payment_date": received_on.isoformat()}
         if reference is None:
-            return self._one("POST", "create_proposal_payment", body=body)
+            return self._one("POST", "create_proposal_payment", body=body, blind=False)
         attempt = 0
         while True:
             found = self.find_payment(proposal_id, reference)
             if found is not None:
                 return found
             try:  # not retried blind: a create that timed out may have landed, and the next look finds it
-                return self._one("POST", "create_proposal_payment", body={**body, "reference": reference}, retries=0)
+                return self._one("POST", "create_proposal_payment", body={**body, "reference": reference},
+                                 blind=False)
             except CrmUnavailable:
                 if attempt == self.retries:
                     raise
@@ -215,12 +224,21 @@ class CrmClient:
         return self._one("POST", "void_proposal_payment", body={"payment_id": payment_id, "kind": kind})
 
     def move_step(self, client_id: str, sales_cycle_id: str, proposal_id: str | None = None) -> dict[str, Any]:
-        return self._one("POST", "update_client_sales_cycle", body={
+        """Not retried blind: each move sends the CRM's webhook; a caller reads the contact's step first."""
+        return self._one("POST", "update_client_sales_cycle", blind=False, body={
             "client_id": client_id, "sales_cycle_id": sales_cycle_id, "proposal_id": proposal_id})
 
 
-def _pause(attempt: int) -> None:
-    time.sleep(min(0.2 * 2**attempt, 5))
+def _pause(attempt: int, retry_after: float | None = None) -> None:
+    time.sleep(min(retry_after if retry_after is not None else 0.2 * 2**attempt, 5))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A 429's Retry-After in seconds, when it gives one."""
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return None
 
 
 def crm_client_for(settings: Settings, engine: Engine, account_id: str) -> CrmClient:

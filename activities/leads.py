@@ -74,9 +74,16 @@ class LeadActivities:
         lead, account = request.lead, request.account_id
         keys = lead.identities
         with _crm(self.settings, self.engine, account) as crm:
-            match = self._known_contact(account, keys)
+            rows = known(self.engine, account, keys)
+            match = next(((str(rows[k].record_id), k) for k in keys if k in rows and rows[k].record_id), None)
             if match is None:
                 match = self._crm_contact(crm, lead)
+                if match is not None and any(row.claimed_by == request.claimant for row in rows.values()):
+                    # our own create of an earlier attempt, its answer lost: this lead made the contact
+                    contact_id = match[0]
+                    settle(self.engine, account, keys, contact_id, request.claimant)
+                    return ContactMatch(contact_id=contact_id, created=True, lead_source_missing=(
+                        request.lead_source is not None and self._lead_source_id(crm, request.lead_source) is None))
             if match is not None:
                 contact_id, matched_by = match
                 filled = _blanks_filled(crm.contact(contact_id), lead)
@@ -100,10 +107,6 @@ class LeadActivities:
             activity.logger.info("lead %s: created contact %s", lead.lead_id, contact_id)
             return ContactMatch(contact_id=contact_id, created=True,
                                 lead_source_missing=request.lead_source is not None and source_id is None)
-
-    def _known_contact(self, account_id: str, keys: list[str]) -> tuple[str, str] | None:
-        rows = known(self.engine, account_id, keys)
-        return next(((str(rows[k].record_id), k) for k in keys if k in rows and rows[k].record_id), None)
 
     @staticmethod
     def _crm_contact(crm: CrmClient, lead: Lead) -> tuple[str, str] | None:

@@ -4,7 +4,8 @@ Look up the key; `sent` answers the earlier send (`duplicate=True`) without call
 the key (`sending`, committed), call the provider, record `sent`. What can go wrong in between, and why this
 answer to it:
 
-- The provider surely did not take it (refused the connection, answered 4xx or 5xx): the claim is released
+- The provider surely did not take it (refused the connection, answered 4xx, or 5xx other than a proxy's
+  502 or 504): the claim is released
   and the error raised, retryable or not as the answer says.
 - The attempt ends without knowing (a timeout or dropped connection after the request went out): the row
   becomes `unknown`. A worker that dies mid-send leaves `sending`.
@@ -73,13 +74,14 @@ def _retry_after(response: httpx.Response) -> float:
 
 def status_failure(provider: str, what: str, response: httpx.Response) -> SendFailed:
     """An answer that is not a success: 408 and 429 come back later, 5xx is retried, any other 4xx is final.
-    None of these took the request."""
+    None of these took the request, except a 502 or 504: a proxy in front of the provider gave up waiting on
+    it, so it may have been taken, as after a lost answer."""
     status = response.status_code
     message = f"{what}: HTTP {status}: {response.text[:200]}"
     if status in (408, 429):
         return SendFailed(message, f"{provider}Throttled", retryable=True, retry_after=_retry_after(response))
     if status >= 500:
-        return SendFailed(message, f"{provider}Unavailable", retryable=True)
+        return SendFailed(message, f"{provider}Unavailable", retryable=True, maybe_sent=status in (502, 504))
     return SendFailed(message, f"{provider}Refused", retryable=False)
 
 

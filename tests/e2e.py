@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,25 @@ def worker(dev_env: WorkflowEnvironment, settings: Settings, executor: ThreadPoo
     """The worker as it ships, replaying every task (a nondeterministic change fails the test at once)."""
     return build_worker(dev_env.client, settings, executor, max_cached_workflows=0,
                         workflow_failure_exception_types=[workflow.NondeterminismError])
+
+
+# What a worker process of a test needs from the test's settings, passed as operators pass them: the environment.
+WORKER_SETTINGS = ("database_url", "data_dir", "temporal_address", "task_queue", "plans_dir", "qbo_sandbox_port",
+                   "crm_sandbox_port", "gateway_sandbox_port", "smtp_port", "sms_sandbox_port",
+                   "partners_sandbox_port", "qbo_throttle_retry_seconds", "qbo_http_timeout_seconds",
+                   "qbo_activity_timeout", "crm_http_timeout_seconds", "lead_settle_time")
+
+
+def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
+    """`python worker.py` as operators run it, configured through the environment from the test's settings;
+    its log appended to `workers.log` in the test's data directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
+    for name in WORKER_SETTINGS:
+        value = getattr(settings, name)
+        as_text = f"PT{value.total_seconds()}S" if isinstance(value, timedelta) else str(value)
+        env[f"LEDGERFLOW_{name.upper()}"] = as_text
+    with (settings.data_dir / "workers.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
 def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProcess[str]:

@@ -307,6 +307,44 @@ def test_a_create_that_timed_out_after_landing_is_found_not_sent_again() -> None
         paid = client.record_payment("501", Decimal("10.00"), Decimal(0), "card", date(2026, 11, 20),
                                      reference="txn-1")
         assert paid["payment_id"] == "9001" and len(creates) == 1
-        with pytest.raises(CrmUnavailable):  # without a look-up to lean on, the create is retried as before
+        with pytest.raises(CrmUnavailable):  # without a look-up the lost answer goes to the caller, never resent
             client.record_payment("501", Decimal("10.00"), Decimal(0), "card", date(2026, 11, 20))
-    assert len(creates) == 1 + 4
+    assert len(creates) == 1 + 1
+
+
+def test_a_429_is_waited_out_even_for_a_create_and_a_lost_create_is_never_resent_blind() -> None:
+    """A 429 says the CRM did nothing: tried again after its Retry-After. A 5xx or a lost answer on a create
+    may hide a contact that was made: the caller (which looks the contact up first) decides."""
+    script = iter([httpx.Response(429, headers={"Retry-After": "0"}, json={"ResultCode": "CT_429", "data": []}),
+                   httpx.Response(200, json={"ResultCode": "CT_200", "data": [{"client_id": "7"}]})])
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return next(script)
+
+    with CrmClient("http://crm.test", "t", "k", retries=3, transport=httpx.MockTransport(handler)) as client:
+        assert client.create_contact({"firstName": "x"}) == {"client_id": "7"}
+    assert len(calls) == 2
+
+    for answer in (httpx.Response(504), httpx.ReadTimeout("lost")):
+        sent: list[str] = []
+
+        def lost(request: httpx.Request, answer: httpx.Response | Exception = answer) -> httpx.Response:
+            sent.append(request.url.path)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        with CrmClient("http://crm.test", "t", "k", retries=3, transport=httpx.MockTransport(lost)) as client:
+            with pytest.raises(CrmUnavailable):
+                client.create_contact({"firstName": "x"})
+            with pytest.raises(CrmUnavailable):
+                client.create_history_note("7", "a note")
+            with pytest.raises(CrmUnavailable):
+                client.contact("7")  # a read is tried again: 1 + 3
+        assert len(sent) == 1 + 1 + 4
+
+    with CrmClient("http://crm.test", "t", "k", retries=1, transport=httpx.MockTransport(
+            lambda r: httpx.Response(429, headers={"Retry-After": "0"}))) as client, pytest.raises(CrmUnavailable):
+        client.users()  # a 429 that never lets up is an outage: Temporal retries the activity

@@ -29,6 +29,21 @@ class CrmSandboxAdmin:
                                         "webhook_url": webhook_url, "webhook_secret": webhook_secret,
                                         "royalty_rate": royalty_rate, "marketing_rate": marketing_rate})
 
+    def set_faults(self, account_id: str, queued: list[str] | None = None, rates: dict[str, float] | None = None,
+                   hold_seconds: float = 35.0, latency_seconds: float = 0.0, seed: int | None = None) -> None:
+        """Replace the account's fault plan for its API calls: `queued` faults ("500", "429", "timeout", "drop")
+        answer its next calls in order, then each call fails at `rates`; timeouts and drops hold `hold_seconds`."""
+        response = self._http.put(f"/accounts/{account_id}/faults", json={
+            "queued": queued or [], "rates": rates or {}, "hold_seconds": hold_seconds,
+            "latency_seconds": latency_seconds, "seed": seed})
+        response.raise_for_status()
+
+    def faults(self, account_id: str) -> dict[str, Any]:
+        """The account's fault plan, with the faults injected so far by kind (`injected`)."""
+        response = self._http.get(f"/accounts/{account_id}/faults")
+        response.raise_for_status()
+        return dict(response.json())
+
     def create_contact(self, account_id: str, **fields: Any) -> dict[str, Any]:
         return self._post(f"/accounts/{account_id}/contacts", fields)
 

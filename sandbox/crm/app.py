@@ -1,6 +1,8 @@
 """The CRM sandbox's HTTP surface: ClientTether's v2 API (`/v2/api/<call>`, `X-Access-Token` and `X-Web-Key`,
 the `ResultCode` envelope), an admin API to drive it as a franchisee's staff would, and signed webhooks to
-Ledgerflow when a sales-cycle step changes."""
+Ledgerflow when a sales-cycle step changes. `PUT /admin/accounts/{account}/faults` makes the account's API calls
+fail as a real service's do (sandbox/injected.py): 500s, 429s (`CT_429`, Retry-After), timeouts and
+commit-then-drop."""
 
 import json
 import re
@@ -10,11 +12,13 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from sandbox.crm.store import Account, CrmStore, now_iso
 from sandbox.delivery import WebhookDelivery
+from sandbox.injected import FaultSettings, Injected, before_work, unless_dropped
+from sandbox.qbo.chaos import FaultPlan
 
 MAX_PAGE = 100
 PHONE_DIGITS = 10  # callers look phones up by 10 digits; the CRM keeps them as they were typed
@@ -76,6 +80,25 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
     delivery = delivery or WebhookDelivery()
     app = FastAPI(title="CRM sandbox (ClientTether v2)", docs_url=None, redoc_url=None)
     app.state.store, app.state.delivery = store, delivery
+    fault_plans: dict[str, FaultPlan] = {}
+
+    def fault_answer(status: int) -> Response:
+        return JSONResponse({"ResultCode": f"CT_{status}", "Message": f"HTTP {status} (injected by the sandbox)",
+                             "data": []}, status_code=status)
+
+    @app.middleware("http")
+    async def injected_faults(request: Request, call_next: Any) -> Any:
+        """The account's fault plan around its API calls (found by the web key, as the CRM finds the account)."""
+        account = (store.account_by_web_key(request.headers.get("x-web-key", ""))
+                   if fault_plans and request.url.path.startswith("/v2/api/") else None)
+        plan = fault_plans.get(account.account_id) if account else None
+        if plan is None:
+            return await call_next(request)
+        try:
+            drop = await before_work(plan, request.method != "GET", fault_answer)
+        except Injected as injected:
+            return injected.response
+        return await unless_dropped(plan, drop, await call_next(request), fault_answer)
 
     @app.middleware("http")
     async def keep_state(request: Request, call_next: Any) -> Any:
@@ -403,6 +426,19 @@ def create_app(store: CrmStore | None = None, delivery: WebhookDelivery | None =
         notify(account, "proposal", {"contact": contact_json(store.contacts[proposal["client_id"]]),
                                      "proposal": proposal_json(proposal)})
         return dict(proposal)
+
+    @app.put("/admin/accounts/{account_id}/faults")
+    def admin_faults(account_id: str, settings: FaultSettings) -> dict[str, object]:
+        """Replace the account's fault plan (an empty one turns faults off)."""
+        admin_account(account_id)
+        fault_plans[account_id] = FaultPlan(**settings.model_dump())
+        return fault_plans[account_id].describe()
+
+    @app.get("/admin/accounts/{account_id}/faults")
+    def admin_fault_plan(account_id: str) -> dict[str, object]:
+        """The account's fault plan and the faults it has injected so far."""
+        admin_account(account_id)
+        return fault_plans.get(account_id, FaultPlan()).describe()
 
     @app.get("/admin/webhooks")
     def admin_webhooks() -> list[dict[str, Any]]:

@@ -288,7 +288,8 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         company = sandbox.company(realm_id)
         return _json({"realm_id": realm_id, "objects": {e: company.all(e) for e in ENTITIES},
                       "peak_in_flight": sandbox.throttle.peak_in_flight.get(realm_id, 0),
-                      "throttled": sandbox.throttle.throttled.get(realm_id, 0)})
+                      "throttled": sandbox.throttle.throttled.get(realm_id, 0),
+                      "faults": sandbox.faults_for(realm_id).describe()})
 
     @app.put("/admin/companies/{realm_id}/faults")
     def set_faults(realm_id: str, plan: Annotated[dict[str, Any], Body()]) -> Response:
