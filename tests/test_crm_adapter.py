@@ -330,7 +330,8 @@ def test_a_429_is_waited_out_even_for_a_create_and_a_lost_create_is_never_resent
     for answer in (httpx.Response(504), httpx.ReadTimeout("lost")):
         sent: list[str] = []
 
-        def lost(request: httpx.Request, answer: httpx.Response | Exception = answer) -> httpx.Response:
+        def lost(request: httpx.Request, answer: httpx.Response | Exception = answer,
+                 sent: list[str] = sent) -> httpx.Response:
             sent.append(request.url.path)
             if isinstance(answer, Exception):
                 raise answer
