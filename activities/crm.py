@@ -20,6 +20,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.retry_after import retry_after
 from activities.tls import TLS
 from config.settings import Settings
 from models.accounts import Franchisee
@@ -29,6 +30,7 @@ from models.proposals import CrmContact, CrmPayment, Proposal, ProposalLine, Pro
 from models.reconcile import CrmChangesPage, ReadChangesInput
 
 PAGE = 100
+MAX_PAUSE_SECONDS = 5.0  # between the client's own tries; a longer wait is Temporal's retry to make
 VoidKind = Literal["void", "refund", "return"]  # "return": an ACH debit the bank returned
 
 
@@ -69,22 +71,23 @@ class CrmClient:
         """One API call: the envelope's rows and TotalRecord. A 429 says nothing was done, so it is always tried
         again (after its Retry-After); a lost answer or a 5xx may hide work that was done, so a create the CRM
         does not de-duplicate (`blind=False`) leaves those to its caller, who looks for the record first."""
-        retries = self.retries
-        for attempt in range(retries + 1):
-            wait = None
+        for attempt in range(self.retries + 1):
+            wait = _backoff(attempt)
             try:
                 response = self._http.request(method, call, params=params, json=body)
             except httpx.TransportError as error:
-                if attempt == retries or not blind:
+                if attempt == self.retries or not blind:
                     raise CrmUnavailable(f"CRM {call}: {error.__class__.__name__}: {error}") from error
             else:
                 if response.status_code == 429:
-                    wait = _retry_after(response)
+                    wait = retry_after(response, wait)
                 elif response.status_code < 500:
                     break
-                if attempt == retries or (not blind and response.status_code != 429):
+                elif not blind:
                     raise CrmUnavailable(f"CRM {call}: HTTP {response.status_code}")
-            _pause(attempt, wait)
+                if attempt == self.retries:
+                    raise CrmUnavailable(f"CRM {call}: HTTP {response.status_code}")
+            time.sleep(min(wait, MAX_PAUSE_SECONDS))
         try:
             payload = response.json()
         except ValueError as error:
@@ -229,16 +232,12 @@ class CrmClient:
             "client_id": client_id, "sales_cycle_id": sales_cycle_id, "proposal_id": proposal_id})
 
 
-def _pause(attempt: int, retry_after: float | None = None) -> None:
-    time.sleep(min(retry_after if retry_after is not None else 0.2 * 2**attempt, 5))
+def _backoff(attempt: int) -> float:
+    return 0.2 * 2**attempt
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """A 429's Retry-After in seconds, when it gives one."""
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return None
+def _pause(attempt: int) -> None:
+    time.sleep(min(_backoff(attempt), MAX_PAUSE_SECONDS))
 
 
 def crm_client_for(settings: Settings, engine: Engine, account_id: str) -> CrmClient:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from activities.retry_after import retry_after
 from activities.tls import TLS
 from config.settings import Settings
 from models.gateway_credentials import load_gateway_credentials
@@ -68,13 +69,6 @@ class GatewayThrottled(GatewayUnavailable):
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return THROTTLE_WAIT_SECONDS
-
-
 def _exact(value: Any) -> str:
     """Decimals go out as strings, exactly."""
     if isinstance(value, Decimal):
@@ -118,7 +112,8 @@ class GatewayClient:
                 failure = GatewayUnavailable(f"{what}: {error.__class__.__name__}: {error}")
             else:
                 if response.status_code == 429:
-                    raise GatewayThrottled(f"{what}: HTTP 429, over the gateway's limits", _retry_after(response))
+                    raise GatewayThrottled(f"{what}: HTTP 429, over the gateway's limits",
+                                           retry_after(response, THROTTLE_WAIT_SECONDS))
                 if response.status_code < 500:
                     return self._answer(what, response)
                 failure = GatewayUnavailable(f"{what}: HTTP {response.status_code}")

@@ -76,14 +76,11 @@ class LeadActivities:
         with _crm(self.settings, self.engine, account) as crm:
             rows = known(self.engine, account, keys)
             match = next(((str(rows[k].record_id), k) for k in keys if k in rows and rows[k].record_id), None)
+            made_by_us = None  # the contact an earlier attempt of ours created, its answer lost
             if match is None:
                 match = self._crm_contact(crm, lead)
                 if match is not None and any(row.claimed_by == request.claimant for row in rows.values()):
-                    # our own create of an earlier attempt, its answer lost: this lead made the contact
-                    contact_id = match[0]
-                    settle(self.engine, account, keys, contact_id, request.claimant)
-                    return ContactMatch(contact_id=contact_id, created=True, lead_source_missing=(
-                        request.lead_source is not None and self._lead_source_id(crm, request.lead_source) is None))
+                    made_by_us, match = match[0], None
             if match is not None:
                 contact_id, matched_by = match
                 filled = _blanks_filled(crm.contact(contact_id), lead)
@@ -91,18 +88,18 @@ class LeadActivities:
                     crm.update_contact(contact_id, filled)
                 settle(self.engine, account, keys, contact_id, request.claimant)
                 return ContactMatch(contact_id=contact_id, created=False, matched_by=matched_by)
-            rows = claim(self.engine, account, keys, request.claimant)
-            settled = next((rows[k] for k in keys if rows[k].record_id is not None), None)
-            if settled is not None:  # made by someone else between our look-up and our claim
-                settle(self.engine, account, keys, str(settled.record_id), request.claimant)
-                return ContactMatch(contact_id=str(settled.record_id), created=False, matched_by=settled.key)
-            others = [k for k in keys if rows[k].claimed_by != request.claimant]
-            if others:
-                raise RecordBeingMade(f"the contact for {', '.join(others)} is being created by "
-                                      f"{rows[others[0]].claimed_by}")
+            if made_by_us is None:
+                rows = claim(self.engine, account, keys, request.claimant)
+                settled = next((rows[k] for k in keys if rows[k].record_id is not None), None)
+                if settled is not None:  # made by someone else between our look-up and our claim
+                    settle(self.engine, account, keys, str(settled.record_id), request.claimant)
+                    return ContactMatch(contact_id=str(settled.record_id), created=False, matched_by=settled.key)
+                others = [k for k in keys if rows[k].claimed_by != request.claimant]
+                if others:
+                    raise RecordBeingMade(f"the contact for {', '.join(others)} is being created by "
+                                          f"{rows[others[0]].claimed_by}")
             source_id = self._lead_source_id(crm, request.lead_source)
-            created = crm.create_contact(_contact_fields(lead, source_id))
-            contact_id = str(created["client_id"])
+            contact_id = made_by_us or str(crm.create_contact(_contact_fields(lead, source_id))["client_id"])
             settle(self.engine, account, keys, contact_id, request.claimant)
             activity.logger.info("lead %s: created contact %s", lead.lead_id, contact_id)
             return ContactMatch(contact_id=contact_id, created=True,

@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy import Engine
 from temporalio.exceptions import ApplicationError
 
+from activities.retry_after import retry_after
 from models.db import as_utc
 from models.messages import SendKind, Sent
 from models.outbox import (
@@ -65,13 +66,6 @@ def transport_failure(provider: str, what: str, error: httpx.TransportError) -> 
                       maybe_sent=not unsent)
 
 
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return THROTTLE_WAIT_SECONDS
-
-
 def status_failure(provider: str, what: str, response: httpx.Response) -> SendFailed:
     """An answer that is not a success: 408 and 429 come back later, 5xx is retried, any other 4xx is final.
     None of these took the request, except a 502 or 504: a proxy in front of the provider gave up waiting on
@@ -79,7 +73,8 @@ def status_failure(provider: str, what: str, response: httpx.Response) -> SendFa
     status = response.status_code
     message = f"{what}: HTTP {status}: {response.text[:200]}"
     if status in (408, 429):
-        return SendFailed(message, f"{provider}Throttled", retryable=True, retry_after=_retry_after(response))
+        return SendFailed(message, f"{provider}Throttled", retryable=True,
+                          retry_after=retry_after(response, THROTTLE_WAIT_SECONDS))
     if status >= 500:
         return SendFailed(message, f"{provider}Unavailable", retryable=True, maybe_sent=status in (502, 504))
     return SendFailed(message, f"{provider}Refused", retryable=False)

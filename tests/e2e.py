@@ -43,23 +43,28 @@ WORKER_SETTINGS = ("database_url", "data_dir", "temporal_address", "task_queue",
                    "qbo_activity_timeout", "crm_http_timeout_seconds", "lead_settle_time")
 
 
-def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
-    """`python worker.py` as operators run it, configured through the environment from the test's settings;
-    its log appended to `workers.log` in the test's data directory."""
+def process_env(settings: Settings, names: tuple[str, ...]) -> dict[str, str]:
+    """This process's environment with the settings `names` of the test's settings in place of any of ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    for name in WORKER_SETTINGS:
+    for name in names:
         value = getattr(settings, name)
         as_text = f"PT{value.total_seconds()}S" if isinstance(value, timedelta) else str(value)
         env[f"LEDGERFLOW_{name.upper()}"] = as_text
+    return env
+
+
+def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
+    """`python worker.py` as operators run it, configured through the environment from the test's settings;
+    its log appended to `workers.log` in the test's data directory."""
     with (settings.data_dir / "workers.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=process_env(settings, WORKER_SETTINGS),
+                                stdout=log, stderr=log)
 
 
 def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProcess[str]:
     """`starter.py ARGS` in its own process, on this test's database, task queue and dev server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
-    env.update({"LEDGERFLOW_DATABASE_URL": settings.database_url, "LEDGERFLOW_TASK_QUEUE": settings.task_queue,
-                "LEDGERFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host})
+    env = process_env(settings, ("database_url", "task_queue"))
+    env["LEDGERFLOW_TEMPORAL_ADDRESS"] = dev_env.client.service_client.config.target_host
     return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 

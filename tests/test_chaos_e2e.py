@@ -1,8 +1,7 @@
 """The chaos suite, on the dev server through the real parts: every outside service failing at once (QBO, the
 CRM, the gateway, SMTP and SMS answering 500s, 429s, timeouts and commit-then-drop on about 15% of the calls),
-the Temporal server stopped and restarted on its state file in the middle of a burst, and two workers sharing a
-burst while one of them is killed with SIGKILL. After each: every expected object exists exactly once, no
-charge, check or message is doubled, no event is lost."""
+and two workers sharing a burst while one of them is killed with SIGKILL. After each: every expected object
+exists exactly once, no charge, check or message is doubled, no event is lost."""
 
 import asyncio
 import shutil
