@@ -12,17 +12,18 @@ run: bootstrap
 demo: bootstrap
 	$(BIN)/python stack.py demo
 
-# With LEDGERFLOW_TEST_POSTGRES_URL (.ci/run sets it), the tests that lean on the database's isolation run
-# again on PostgreSQL, each on a fresh database made from the migrated template.
-POSTGRES_TESTS := tests/test_db.py tests/test_receivables.py tests/test_crm_records.py \
-	tests/test_ledger_activities.py tests/test_payments_e2e.py tests/test_lifecycle_e2e.py tests/test_royalty_e2e.py
+# The suite on SQLite (the default backend), then, with LEDGERFLOW_TEST_POSTGRES_URL (.ci/run sets it), every
+# test that runs on the database again on PostgreSQL (marked `database` by tests/conftest.py), each on a fresh
+# database made from the migrated template. PYTEST_WORKERS processes share each run (pytest-xdist): the tests
+# spend most of their time waiting on servers, so more workers than cores still helps.
+PYTEST_WORKERS ?= 3
 
 test: bootstrap compose-validator
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	env -u LEDGERFLOW_TEST_POSTGRES_URL $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	@if [ -n "$$LEDGERFLOW_TEST_POSTGRES_URL" ]; then \
-		echo "== the database-sensitive tests again, on PostgreSQL"; \
-		$(BIN)/python -m pytest -q $(POSTGRES_TESTS); \
+		echo "== every test on the database again, on PostgreSQL"; \
+		$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m database $(PYTEST_ARGS); \
 	fi
 
 lint: bootstrap

@@ -22,8 +22,9 @@ from activities.proposal_feed import ProposalFeedActivities
 from activities.qbo_client import QboConnector
 from activities.quickbooks import QuickBooksActivities
 from activities.royalty_ledger import RoyaltyLedgerActivities
+from config.log_format import configure_logging
 from config.settings import Settings, get_settings
-from config.temporal import connect
+from config.temporal import WORKER_RETRY, connect, worker_runtime
 from models.db import create_tables, get_engine
 from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
@@ -89,15 +90,19 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
-    client = await connect(settings)
+    configure_logging(settings.log_format, settings.log_level)
+    log = logging.getLogger("ledgerflow.worker")
+    # The metrics endpoint's runtime carries the worker's client, so the worker reports through it.
+    client = await connect(settings, runtime=worker_runtime(settings), retry=WORKER_RETRY)
+    if settings.metrics_bind_address:
+        log.info("Metrics at http://%s/metrics", settings.metrics_bind_address)
     with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
         worker = build_worker(client, settings, executor)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))
-        logging.getLogger("ledgerflow.worker").info("Worker polling task queue %s", settings.task_queue)
+        log.info("Worker polling task queue %s", settings.task_queue)
         await worker.run()
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.crm import CrmClient, crm_for_writes
 from config.settings import Settings
 from models.crm_records import claim, known, replace_data, settle
@@ -101,6 +102,7 @@ class LeadActivities:
             source_id = self._lead_source_id(crm, request.lead_source)
             contact_id = made_by_us or str(crm.create_contact(_contact_fields(lead, source_id))["client_id"])
             settle(self.engine, account, keys, contact_id, request.claimant)
+            metrics.lead_contact_created()
             activity.logger.info("lead %s: created contact %s", lead.lead_id, contact_id)
             return ContactMatch(contact_id=contact_id, created=True,
                                 lead_source_missing=request.lead_source is not None and source_id is None)
@@ -179,6 +181,7 @@ class LeadActivities:
     @activity.defn
     def settle_lead_receipt(self, settled: ReceiptSettled) -> None:
         settle_receipt(self.engine, settled.receipt_id, Outcome(settled.outcome), settled.contact_id, settled.reason)
+        metrics.lead_settled(settled.outcome)
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.find_or_create_contact, self.write_history_note, self.match_email_contacts,

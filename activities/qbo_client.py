@@ -19,6 +19,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.qbo_limits import RealmLimiter, RealmLimits
 from config.settings import Settings
 from models.audit import QboAuditLog
@@ -54,6 +55,7 @@ def qbo_error(exc: QuickbooksException, throttle_wait: timedelta) -> Application
     code = int(exc.error_code or 0)
     detail = f"QBO {code}: {exc.message} {exc.detail}".strip()
     if "ThrottleExceeded" in str(exc.message) or "ThrottleExceeded" in str(exc.detail):
+        metrics.qbo_throttled()
         return ApplicationError(detail, type="QboThrottled", next_retry_delay=throttle_wait)
     if code in FINAL_CODES:
         return ApplicationError(detail, type="QboValidationError", non_retryable=True)
@@ -204,5 +206,6 @@ class QboConnector:
                       response: str | None = None, error: str | None = None) -> None:
         audit.status, audit.qbo_id, audit.response, audit.error = status, qbo_id, response, error
         audit.finished_at = datetime.now(UTC)
+        metrics.qbo_write(audit.entity, audit.operation, status)
         with session_scope(self.engine) as session:
             session.merge(audit)

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from models.qbo_limits import QboRealmCall, QboRealmLock
 
 # Set once a call of the current activity attempt was let through. Each attempt runs in a context of its own
@@ -75,6 +76,8 @@ class RealmLimiter:
 
     @contextmanager
     def slot(self, realm_id: str) -> Iterator[None]:
+        if not _admitted_in_attempt.get():  # the attempt's first call
+            metrics.qbo_attempt()
         deadline = self._wait_deadline()
         while True:
             try:
@@ -84,6 +87,7 @@ class RealmLimiter:
                 wait = busy.next_retry_delay.total_seconds() if busy.next_retry_delay else 0.0
                 if time.monotonic() + wait > deadline:
                     jitter = random.uniform(0, self.limits.retry_jitter.total_seconds())
+                    metrics.qbo_realm_busy(busy.reason)
                     raise RealmBusy(realm_id, busy.reason, timedelta(seconds=wait + jitter)) from None
                 time.sleep(wait)
         if activity.in_activity():

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from models.accounts import Franchisee, Franchisor
 from models.db import session_scope
 from models.ledger import LedgerPayment
@@ -199,6 +200,7 @@ class RoyaltyLedgerActivities:
             charge.check_number, charge.check_error = written.check_number, None
             charge.check_written_at = datetime.now(UTC)
             session.add(charge)
+        metrics.royalty_check_written(charge.franchisor_id, charge.royalty_due, charge.marketing_due)
 
     @activity.defn
     def record_royalty_check_failure(self, failed: CheckFailed) -> None:

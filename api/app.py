@@ -22,6 +22,7 @@ from api import (
     receivables,
     royalty,
 )
+from api.access_log import mask_secret_paths
 from api.limits import BodySizeLimit
 from config.settings import Settings, get_settings
 from config.temporal import connect
@@ -30,6 +31,7 @@ from models.db import create_tables, get_engine
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    mask_secret_paths()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

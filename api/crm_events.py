@@ -33,7 +33,7 @@ TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStat
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "nothing to do for this event: nothing started"},
     401: {"description": f"missing or bad {SIGNATURE_HEADER}"},
-    404: {"description": "unknown account"},
+    404: {"description": "signed with the account's secret, but no such franchisee is installed"},
     413: {"description": "body too large"},
     422: {"description": "malformed body; the detail names the field"},
     503: {"description": "Temporal unavailable: deliver again later"},
@@ -44,14 +44,15 @@ Sender = Callable[[Client, Settings, Franchisee, Any], Awaitable[Dispatched]]
 
 async def _accept(account_id: str, request: Request, signature: str | None, model: type[Event],
                   send: Sender) -> JSONResponse:
-    """The one path of every CRM event: account, signature over the raw bytes, body, then Temporal."""
+    """The one path of every CRM event: signature over the raw bytes, body, account, then Temporal. The
+    signature comes first, so an unsigned caller cannot tell a known account from an unknown one."""
     settings: Settings = request.app.state.settings
+    secret = settings.crm_webhook_secrets.get(account_id)
+    event = signed_body(model, await request.body(), secret.get_secret_value() if secret else None, signature)
     with Session(request.app.state.engine) as session:
         franchisee = session.get(Franchisee, account_id)
     if franchisee is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
-    secret = settings.crm_webhook_secrets.get(account_id)
-    event = signed_body(model, await request.body(), secret.get_secret_value() if secret else None, signature)
     if getattr(event, "account_id", account_id) != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"body is for account {getattr(event, 'account_id', '')!r}, not {account_id!r}")

@@ -22,6 +22,11 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Ids go into workflow ids (`proposal:{account}:{proposal}`), schedule ids and URL paths: a ':' or '/' in one
+# would let two accounts' keys collide, so they are kept to letters, digits, '.', '_' and '-'.
+BUSINESS_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 class RoyaltyConfig(_Config):
     """How the franchisor charges royalty: when the nightly run starts (local time), how long a payment waits
     before it is charged, and where the check goes in each franchisee's QBO file."""
@@ -39,7 +44,7 @@ class RoyaltyConfig(_Config):
 
 
 class FranchisorConfig(_Config):
-    id: str = Field(min_length=1)
+    id: str = Field(pattern=BUSINESS_ID)
     name: str
     time_zone: TimeZoneName
     royalty: RoyaltyConfig
@@ -56,7 +61,7 @@ class FranchisorConfig(_Config):
 
 
 class FranchiseeConfig(_Config):
-    account_id: str = Field(min_length=1)
+    account_id: str = Field(pattern=BUSINESS_ID)
     name: str
     qbo_realm_id: str = Field(min_length=1)
     time_zone: TimeZoneName

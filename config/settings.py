@@ -4,6 +4,7 @@ import sys
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,13 @@ class Settings(BaseSettings):
     # Workflow tasks are pure Python on one interpreter lock: more at once only slows each (the SDK's default of
     # 100 made a burst of new runs take over 5 s a task, past Temporal's 10 s task timeout, and retry).
     worker_workflow_tasks: int = 10
+    # The worker's Prometheus endpoint (GET http://{this}/metrics): the SDK's metrics and Ledgerflow's counters
+    # (activities/metrics.py). Off when empty; e.g. "127.0.0.1:9464", or "0.0.0.0:9464" for a scraper elsewhere.
+    # One address per process: two workers on one machine need two addresses.
+    metrics_bind_address: str = ""
+    # Logs: "json" is one JSON object a line (config/log_format.py), "text" the plain format.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
 
     # HTTP API (the front door)
     api_host: str = "127.0.0.1"

@@ -77,6 +77,14 @@ def partners_sandbox() -> Iterator[ServerThread]:
         yield server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `database` every test that runs on the test database, so the suite can run again on PostgreSQL
+    (`pytest -m database` with LEDGERFLOW_TEST_POSTGRES_URL) without repeating the tests that never touch it."""
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+
+
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshDatabases]:
     made = FreshDatabases(tmp_path_factory.mktemp("databases"))

@@ -5,6 +5,7 @@ from the template)."""
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -74,15 +75,26 @@ class FreshDatabases:
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
 
+    def _drop_database(self, name: str) -> None:
+        """DROP ... WITH (FORCE), which ends the sessions still on it. An autovacuum worker on the database has
+        no role, so a role without pg_signal_backend (.ci/run grants it) may not end it: wait for it instead."""
+        for attempt in range(20):
+            try:
+                with self._admin_engine().connect() as connection:
+                    connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                return
+            except sa.exc.ProgrammingError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
+
     def drop(self, url: str) -> None:
         if self.postgres and url.startswith("postgresql"):
             get_engine(url).dispose()
-            with self._admin_engine().connect() as connection:
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS {sa.make_url(url).database} WITH (FORCE)"))
+            self._drop_database(sa.make_url(url).database or "")
 
     def close(self) -> None:
         if self.postgres and self._template is not None:
-            with self._admin_engine().connect() as connection:
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS {self._template} WITH (FORCE)"))
+            self._drop_database(self._template)
         if self._admin is not None:
             self._admin.dispose()

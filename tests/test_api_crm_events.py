@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -47,10 +48,22 @@ def change_body(proposal_id: str, **kwargs: str) -> bytes:
     return factories.sales_cycle_change(proposal_id=proposal_id, **kwargs).model_dump_json().encode()
 
 
-async def test_unknown_account_is_404(api: ServerThread, dev_env: WorkflowEnvironment) -> None:
-    response = await post(api, "no-such-account", change_body("P-404", account_id="no-such-account"))
+async def test_an_unknown_account_looks_like_a_bad_signature_until_the_post_is_signed(
+        settings: Settings, engine: Engine, dev_env: WorkflowEnvironment) -> None:
+    body = change_body("P-404", account_id="no-such-account")
+    app_settings = settings.model_copy(update={
+        "temporal_address": dev_env.client.service_client.config.target_host,
+        "crm_webhook_secrets": {**settings.crm_webhook_secrets, "signed-only": SecretStr("signed-only-secret")}})
+    with ServerThread(create_app(app_settings)) as server:
+        # Unsigned, or signed with a known account's secret: the same 401 as a wrong signature, so an outsider
+        # cannot tell which account ids exist.
+        for secret in (None, SECRET):
+            assert (await post(server, "no-such-account", body, secret=secret)).status_code == 401
+        # Signed with a secret configured for an account that is not installed: 404, naming it.
+        response = await post(server, "signed-only", change_body("P-404", account_id="signed-only"),
+                              secret="signed-only-secret")
     assert response.status_code == 404
-    assert "no-such-account" in response.json()["detail"]
+    assert "signed-only" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("secret", [None, "wrong-secret"])

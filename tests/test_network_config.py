@@ -37,6 +37,8 @@ def write_network(tmp_path: Path, settings: Settings, **change: object) -> Path:
     ({"royalty_rate": "1.5"}, ("franchisees", 0, "royalty_rate")),
     ({"sales_cycle": {"Won": "invoiced"}}, ("franchisees", 0, "sales_cycle", "Won")),
     ({"royalty": "0.06"}, ("franchisees", 0, "royalty")),
+    ({"account_id": "acme:austin"}, ("franchisees", 0, "account_id")),  # would collide in workflow ids
+    ({"account_id": "acme/austin"}, ("franchisees", 0, "account_id")),
 ])
 def test_bad_network_names_the_faulty_field(tmp_path: Path, settings: Settings, change: dict[str, object],
                                             where: tuple[object, ...]) -> None:
