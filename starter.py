@@ -997,10 +997,20 @@ def cmd_autopay_set(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_from_stdin(what: str) -> str:
+    """A secret read from stdin (one line), so it stays out of the process list and the shell's history."""
+    if sys.stdin.isatty():
+        print(f"{what}: ", end="", file=sys.stderr, flush=True)
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        sys.exit(f"no {what} on stdin")
+    return secret
+
+
 def cmd_gateway_connect(settings: Settings, args: argparse.Namespace) -> int:
     """Store an account's gateway API key (encrypted) and print the webhook URL to give the gateway."""
     _franchisee(settings, args.account)
-    save_gateway_credentials(_engine(settings), args.account, args.api_key)
+    save_gateway_credentials(_engine(settings), args.account, args.api_key or _secret_from_stdin("gateway API key"))
     api = f"http://{settings.api_host}:{settings.api_port}"
     print(f"gateway key stored for {args.account}; webhook URL: {api}{webhook_path(settings, args.account)}")
     return 0
@@ -1063,7 +1073,7 @@ def _add_payment_commands(commands: Any) -> None:
     gateway = commands.add_parser("gateway", help="the payment gateway").add_subparsers(dest="sub", required=True)
     connect_gateway = gateway.add_parser("connect", help="store an account's gateway API key")
     connect_gateway.add_argument("--account", required=True)
-    connect_gateway.add_argument("--api-key", required=True)
+    connect_gateway.add_argument("--api-key", help="the key; without it, read from stdin (kept out of `ps`)")
     connect_gateway.set_defaults(run=cmd_gateway_connect)
 
 

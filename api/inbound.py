@@ -53,6 +53,15 @@ class InboundEmail(BaseModel):
                 or self.subject.strip().lower().startswith(AUTO_REPLY_SUBJECTS))
 
 
+def called_url(settings: Settings, request: Request) -> str:
+    """The URL the caller called: the public address when one is set, else the one served (Host header and
+    all, which a proxy may have changed)."""
+    if not settings.api_public_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{settings.api_public_url.rstrip('/')}{request.url.path}{query}"
+
+
 def _twiml(body: str) -> Response:
     return Response(body, media_type="application/xml")
 
@@ -66,8 +75,8 @@ async def inbound_sms(request: Request,
     anything else is a reply to the plans the number is in."""
     settings: Settings = request.app.state.settings
     params = [(name, str(value)) for name, value in (await request.form()).multi_items()]
-    if not twilio_signature_matches(str(request.url), params, settings.twilio_auth_token.get_secret_value(),
-                                    signature):
+    if not twilio_signature_matches(called_url(settings, request), params,
+                                    settings.twilio_auth_token.get_secret_value(), signature):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"missing or bad {TWILIO_SIGNATURE_HEADER}")
     fields = dict(params)
     try:

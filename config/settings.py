@@ -5,12 +5,30 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _VENV_BIN = Path(sys.executable).parent
 _CONFIG_DIR = Path(__file__).parent
+# The secrets each outside service's URL brings with it: their defaults are the sandboxes', published here.
+_SECRETS_OF_SERVICE = {
+    "qbo_api_url": ("qbo_client_secret",),
+    "sms_api_url": ("twilio_auth_token",),
+    "sheets_api_url": ("sheets_api_token",),
+    "mailbox_power_api_url": ("mailbox_power_api_key",),
+    "clubready_api_url": ("clubready_api_key",),
+    "crm_api_url": (),
+    "gateway_api_url": (),
+}
+# Ledgerflow's own secrets: refused at their defaults as soon as any outside service is a real one.
+_OWN_SECRETS = ("secret_key", "crm_webhook_secrets", "inbound_email_secret")
+
+
+def _on_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class Settings(BaseSettings):
@@ -42,6 +60,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # HTTP API (the front door)
+    # Its address as callers outside reach it, when a proxy stands in front ("https://hooks.example.com"):
+    # Twilio signs the URL it called, which the front door behind the proxy cannot see. Empty: the URL as served.
+    api_public_url: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_body_bytes: int = 256 * 1024  # a CRM event is a few KiB; anything this big is refused with 413
@@ -149,6 +170,22 @@ class Settings(BaseSettings):
         sandbox = f"http://127.0.0.1:{self.qbo_sandbox_port}"
         self.qbo_api_url = self.qbo_api_url or f"{sandbox}/v3"
         self.qbo_discovery_url = self.qbo_discovery_url or f"{sandbox}/.well-known/openid_configuration"
+        return self
+
+    @model_validator(mode="after")
+    def _no_sandbox_secret_outside_the_sandbox(self) -> "Settings":
+        """A default secret is in this file for anyone to read: with a real service, it would sign webhooks or
+        decrypt stored tokens for whoever has the source. Refuse to start instead."""
+        real = [name for name in _SECRETS_OF_SERVICE if not _on_loopback(getattr(self, name))]
+        if not real:
+            return self
+        named = [*_OWN_SECRETS, *(secret for service in real for secret in _SECRETS_OF_SERVICE[service])]
+        defaults = [name for name in named
+                    if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True)]
+        if defaults:
+            raise ValueError(f"{', '.join('LEDGERFLOW_' + n.upper() for n in defaults)} still hold the sandbox's "
+                             f"published defaults while {', '.join('LEDGERFLOW_' + n.upper() for n in real)} point "
+                             "at real services: set your own")
         return self
 
     @property

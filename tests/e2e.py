@@ -61,12 +61,13 @@ def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
                                 stdout=log, stderr=log)
 
 
-def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProcess[str]:
+def starter(settings: Settings, dev_env: WorkflowEnvironment, *args: str,
+            stdin: str = "") -> subprocess.CompletedProcess[str]:
     """`starter.py ARGS` in its own process, on this test's database, task queue and dev server."""
     env = process_env(settings, ("database_url", "task_queue"))
     env["LEDGERFLOW_TEMPORAL_ADDRESS"] = dev_env.client.service_client.config.target_host
     return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+                          input=stdin, timeout=120, check=False)
 
 
 async def settled(client: Client, account_id: str, proposal_id: str,

@@ -548,3 +548,23 @@ async def test_a_franchisee_can_neither_read_nor_write_another_franchisees_accou
         assert await not_started(client, workflow_id), f"{workflow_id} was started"
     with Session(engine) as session:
         assert load_configs(session, OTHER, customer) == []
+
+
+# -- behind a proxy ------------------------------------------------------------------------------------------
+async def test_behind_a_proxy_a_text_is_taken_when_signed_over_the_public_url_and_not_over_the_served_one(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, engine: Engine
+) -> None:
+    public = "https://hooks.example.com"
+    settings = e2e_settings.model_copy(update={"api_public_url": public})
+    params = {"From": "+15125550187", "To": settings.twilio_from_number, "Body": "Thanks",
+              "MessageSid": f"SM{uuid.uuid4().hex}"}
+    token = settings.twilio_auth_token.get_secret_value()
+    with ServerThread(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            async def texted(signed_url: str) -> int:
+                signature = twilio_signature(signed_url, params, token)
+                return (await http.post("/inbound/sms", data=params,
+                                        headers={TWILIO_SIGNATURE_HEADER: signature})).status_code
+
+            assert await texted(f"{server.url}/inbound/sms") == 403  # what the proxy's Host header made of it
+            assert await texted(f"{public}/inbound/sms") == 200  # what Twilio called, and signed

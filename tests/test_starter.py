@@ -1,6 +1,7 @@
 """The command line: operators send the same CRM events as the webhooks, straight to Temporal."""
 
 import json
+import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
+from models.gateway_credentials import load_gateway_credentials
 from models.proposals import CrmPayment, PaymentAdded, proposal_workflow_id
 from tests import factories
 from tests.e2e import starter
@@ -33,3 +35,15 @@ async def test_network_install_and_a_payment_event_from_the_cli(settings: Settin
     assert description.workflow_type == "ProposalWorkflow"
     bad = starter(settings, dev_env, "event", "sales-cycle", "--account", "acme-austin")
     assert bad.returncode != 0 and "missing" in bad.stderr
+
+
+def test_a_gateway_key_is_read_from_stdin_and_stored_without_being_printed(
+        settings: Settings, engine: Engine, dev_env: WorkflowEnvironment) -> None:
+    key = "stax_" + uuid.uuid4().hex
+    stored = starter(settings, dev_env, "gateway", "connect", "--account", "acme-austin", stdin=f"{key}\n")
+    assert stored.returncode == 0, stored.stderr
+    assert "webhook URL: http" in stored.stdout and key not in stored.stdout + stored.stderr
+    assert getattr(load_gateway_credentials(engine, "acme-austin"), "api_key", None) == key
+    empty = starter(settings, dev_env, "gateway", "connect", "--account", "acme-austin")
+    assert empty.returncode != 0 and "no gateway API key on stdin" in empty.stderr
+    assert getattr(load_gateway_credentials(engine, "acme-austin"), "api_key", None) == key  # nothing replaced
