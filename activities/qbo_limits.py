@@ -37,9 +37,23 @@ from temporalio.exceptions import ApplicationError
 from activities import metrics
 from models.qbo_limits import QboRealmCall, QboRealmLock
 
-# Set once a call of the current activity attempt was let through. Each attempt runs in a context of its own
-# (the SDK copies one per activity), so every attempt starts without it.
-_admitted_in_attempt: ContextVar[bool] = ContextVar("qbo_admitted_in_attempt", default=False)
+# The activity attempt (run, activity, attempt) a call was last let through for. Keyed, not a flag: the worker
+# copies a context per attempt, but from whatever its caller's context holds (a test's ActivityEnvironment sets
+# variables in the caller's own), so a flag could arrive already set.
+_admitted_attempt: ContextVar[tuple[str, str, int] | None] = ContextVar("qbo_admitted_attempt", default=None)
+
+
+def _this_attempt() -> tuple[str, str, int] | None:
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    return info.workflow_run_id or "", info.activity_id, info.attempt
+
+
+def _admitted_before() -> bool:
+    """A call of this activity attempt was already let through."""
+    attempt = _this_attempt()
+    return attempt is not None and _admitted_attempt.get() == attempt
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class RealmLimiter:
 
     @contextmanager
     def slot(self, realm_id: str) -> Iterator[None]:
-        if not _admitted_in_attempt.get():  # the attempt's first call
+        if not _admitted_before():  # the attempt's first call
             metrics.qbo_attempt()
         deadline = self._wait_deadline()
         while True:
@@ -91,7 +105,7 @@ class RealmLimiter:
                     raise RealmBusy(realm_id, busy.reason, timedelta(seconds=wait + jitter)) from None
                 time.sleep(wait)
         if activity.in_activity():
-            _admitted_in_attempt.set(True)
+            _admitted_attempt.set(_this_attempt())
         try:
             yield
         finally:
@@ -103,7 +117,7 @@ class RealmLimiter:
         """Until when (monotonic) a call may wait in place for room: a quarter second, or, for an activity
         attempt that already made calls, `hold_in_place` but not into the last quarter of its time limit."""
         now = time.monotonic()
-        if not (activity.in_activity() and _admitted_in_attempt.get()):
+        if not _admitted_before():
             return now + self.limits.wait_in_place.total_seconds()
         hold = self.limits.hold_in_place.total_seconds()
         info = activity.info()

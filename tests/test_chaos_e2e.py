@@ -33,7 +33,7 @@ from sandbox.messaging.admin import MessagingSandboxAdmin
 from sandbox.qbo.admin import dump_company, list_objects, set_faults
 from sandbox.serve import ServerThread
 from tests.conftest import install_franchisor, new_realm, point_account_at
-from tests.e2e import post_event, settled, worker, worker_process
+from tests.e2e import polling, post_event, settled, worker, worker_process
 from tests.test_lead_e2e import angi_lead, contacts_with, person
 from tests.test_lifecycle_e2e import LINES, TOTAL, Books, scenario
 from tests.test_payments_e2e import Shop, qbo_payments
@@ -233,6 +233,7 @@ async def test_two_workers_share_a_burst_and_one_killed_mid_burst_loses_and_doub
     proposal_ids = [f"K-{uuid.uuid4().hex[:6]}" for _ in range(PROPOSALS)]
     workers = [worker_process(settings), worker_process(settings)]
     try:
+        await polling(dev_env.client, settings.task_queue, workers=2)
         for proposal_id in proposal_ids:
             for event in scenario(proposal_id):
                 assert (await post_event(chaos_api.url, settings, event)).status_code == 202
