@@ -57,6 +57,13 @@ from models.royalty import RoyaltyRunInput, RoyaltyRunResult, RoyaltyTimeouts, r
 from models.scheduled_payments import ScheduledPaymentState, SchedulePayment, scheduled_workflow_id
 
 log = logging.getLogger("ledgerflow.dispatch")
+# Temporal answers that mean "not now": the caller should send again later (the front door answers 503).
+TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+                       RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED})
+
+
+def transient(error: BaseException) -> bool:
+    return isinstance(error, RPCError) and error.status in TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,9 @@ async def _sales_cycle_to_plans(client: Client, settings: Settings, franchisee: 
     signal = SalesCycleChanged(event_id=change.event_id, step=change.sales_cycle_step, occurred_at=change.occurred_at)
     try:
         running = [(e.id, e.run_id) async for e in client.list_workflows(query)]
-    except RPCError as error:  # the proposal's part must not wait on the plans' visibility
+    except RPCError as error:  # the proposal's part must not wait on the plans' visibility...
+        if transient(error):  # ...but a Temporal that is away takes neither: the sender delivers again
+            raise
         log.warning("CRM event %s: the contact's action plans were not told of the step: %s", change.event_id, error)
         running = []
     touched = await signal_runs(client, running, "sales_cycle_changed", signal)

@@ -24,7 +24,7 @@ from activities.quickbooks import QuickBooksActivities
 from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.log_format import configure_logging
 from config.settings import Settings, get_settings
-from config.temporal import WORKER_RETRY, connect, worker_runtime
+from config.temporal import connect, worker_runtime
 from models.db import create_tables, get_engine
 from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
@@ -94,7 +94,7 @@ async def main() -> None:
     configure_logging(settings.log_format, settings.log_level)
     log = logging.getLogger("ledgerflow.worker")
     # The metrics endpoint's runtime carries the worker's client, so the worker reports through it.
-    client = await connect(settings, runtime=worker_runtime(settings), retry=WORKER_RETRY)
+    client = await connect(settings, runtime=worker_runtime(settings))
     if settings.metrics_bind_address:
         log.info("Metrics at http://%s/metrics", settings.metrics_bind_address)
     with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:

@@ -21,6 +21,7 @@ from api import (
     proposals,
     receivables,
     royalty,
+    temporal_errors,
 )
 from api.access_log import mask_secret_paths
 from api.limits import BodySizeLimit
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receivables.router)
     app.include_router(gateway_webhooks.router)
     openapi.install(app)
+    temporal_errors.install(app)
     return app
 
 

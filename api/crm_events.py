@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.openapi import documented_body
 from api.signed_bodies import signed_body
@@ -27,9 +26,6 @@ from models.crm_webhooks import SIGNATURE_HEADER
 from models.proposals import PaymentAdded, PaymentVoided, ProposalChanged, SalesCycleChange
 
 router = APIRouter(prefix="/crm", tags=["crm"])
-# Temporal answers that mean "not now": the sender should deliver again later.
-TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
-             RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "nothing to do for this event: nothing started"},
     401: {"description": f"missing or bad {SIGNATURE_HEADER}"},
@@ -56,14 +52,8 @@ async def _accept(account_id: str, request: Request, signature: str | None, mode
     if getattr(event, "account_id", account_id) != account_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"body is for account {getattr(event, 'account_id', '')!r}, not {account_id!r}")
-    try:
-        dispatched = await send(request.app.state.temporal, settings, franchisee, event)
-    except RPCError as error:
-        if error.status not in TRANSIENT:
-            raise
-        # Nothing was accepted: the CRM's own retry delivers it again once Temporal answers.
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"workflow service unavailable: {error.message}",
-                            headers={"Retry-After": "30"}) from error
+    # A Temporal away is a 503 (api/temporal_errors.py): nothing was accepted, the CRM delivers it again.
+    dispatched = await send(request.app.state.temporal, settings, franchisee, event)
     code = status.HTTP_202_ACCEPTED if dispatched.status == "accepted" else status.HTTP_200_OK
     return JSONResponse(dispatched.__dict__, status_code=code)
 

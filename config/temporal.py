@@ -4,27 +4,18 @@ embedded dev server keeps its SQLite file."""
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RetryConfig
 
 from config.settings import Settings
 
-# How long a worker keeps offering a result to a Temporal server that has gone away: the SDK's default gives up
-# after about 5 s of outage and drops the result, so a server restart cost every activity in flight its whole
-# start-to-close timeout (2 min for QBO) before its retry. Two minutes covers a restart; past that the server
-# has timed the attempt out and runs it again anyway. The API keeps the default: a webhook's sender retries.
-WORKER_RETRY = RetryConfig(max_elapsed_time_millis=120_000, max_retries=1_000)
 
-
-async def connect(settings: Settings, runtime: Runtime | None = None, retry: RetryConfig | None = None) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A client on `runtime` (the SDK's default runtime when None): a worker's client on a metrics runtime
-    makes its worker report through that runtime's Prometheus endpoint. `retry`: how its calls are retried
-    (the SDK's default when None)."""
+    makes its worker report through that runtime's Prometheus endpoint."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
-        retry_config=retry,
     )
 
 

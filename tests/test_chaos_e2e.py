@@ -141,7 +141,7 @@ async def test_every_service_failing_at_once_delays_the_books_but_loses_and_doub
                                   done=lambda s: len(s.payments) == 3 and all(p.applied for p in s.payments))
                 outcomes = await run_night(dev_env, settings, franchisor_id, NIGHT)
                 for contact in enrolled:
-                    await waiting_in(dev_env, plan_workflow_id(crm_account, contact["client_id"], "chaos-hello"),
+                    await waiting_in(dev_env.client, plan_workflow_id(crm_account, contact["client_id"], "chaos-hello"),
                                      "wait")
                 lead_rows = await lead_receipts_settled(engine, crm_account, len(leads))
                 injected = (dump_company(settings.qbo_api_url, account_realm)["faults"]["injected"],
@@ -193,9 +193,9 @@ async def lead_receipts_settled(engine: Engine, account_id: str, count: int) -> 
                             and all(r.outcome != "received" for r in rows) and rows, seconds=240))
 
 
-async def waiting_in(dev_env: WorkflowEnvironment, workflow_id: str, step_id: str, seconds: float = 240) -> None:
+async def waiting_in(client: Client, workflow_id: str, step_id: str, seconds: float = 240) -> None:
     """The enrollment has reached `step_id`: every step before it is done."""
-    handle = dev_env.client.get_workflow_handle(workflow_id, result_type=EnrollmentResult)
+    handle = client.get_workflow_handle(workflow_id, result_type=EnrollmentResult)
     for _ in range(int(seconds * 10)):
         try:
             if (await handle.query(ActionPlanWorkflow.state)).current_step == step_id:
@@ -234,24 +234,31 @@ async def test_two_workers_share_a_burst_and_one_killed_mid_burst_loses_and_doub
     workers = [worker_process(settings), worker_process(settings)]
     try:
         await polling(dev_env.client, settings.task_queue, workers=2)
-        for proposal_id in proposal_ids:
-            for event in scenario(proposal_id):
-                assert (await post_event(chaos_api.url, settings, event)).status_code == 202
+
+        async def kill_mid_burst() -> int:
+            """SIGKILL the first worker once the books are partly written: watched while the burst is posted,
+            which on a busy machine takes as long as the work."""
+            await until(lambda: len(list_objects(settings.qbo_api_url, account_realm, "Payment")) >= 3, seconds=60)
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=10)
+            return len(list_objects(settings.qbo_api_url, account_realm, "Payment"))
+
         run = await start_royalty_run(dev_env.client, settings, franchisor_id, NIGHT)
         for contact in enrolled:
             await enroll_contact(dev_env.client, settings, engine, crm_account, contact["client_id"], "chaos-hello",
                                  source="test")
-        await until(lambda: len(list_objects(settings.qbo_api_url, account_realm, "Payment")) >= 3, seconds=60)
-        workers[0].send_signal(signal.SIGKILL)  # once the books are partly written
-        workers[0].wait(timeout=10)
-        written_at_kill = len(list_objects(settings.qbo_api_url, account_realm, "Payment"))
+        killing = asyncio.create_task(kill_mid_burst())
+        for proposal_id in proposal_ids:
+            for event in scenario(proposal_id):
+                assert (await post_event(chaos_api.url, settings, event)).status_code == 202
+        written_at_kill = await killing
         workers.append(worker_process(settings))
         for proposal_id in proposal_ids:
             await settled(dev_env.client, "acme-austin", proposal_id, seconds=120, done=lambda s: s.invoice_id and
                           all(p.applied is not None or p.voided for p in s.payments))
         outcomes = {o.account_id: o for o in (await run.result()).outcomes}
         for contact in enrolled:
-            await waiting_in(dev_env, plan_workflow_id(crm_account, contact["client_id"], "chaos-hello"), "wait")
+            await waiting_in(dev_env.client, plan_workflow_id(crm_account, contact["client_id"], "chaos-hello"), "wait")
         identities = set().union(*[await activity_workers(dev_env.client, proposal_workflow_id("acme-austin", p))
                                    for p in proposal_ids])
     finally:

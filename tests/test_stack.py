@@ -1,6 +1,7 @@
 """`make run` / `make demo` on the embedded stack: it comes up, the demo verifies, and stopping it (Ctrl-C or
 the end of the demo) leaves no process behind. Each test runs its own stack on free ports."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -58,6 +59,22 @@ def wait_gone(data_dir: Path, within: float = 15) -> list[str]:
     return lines
 
 
+def stuck(process: subprocess.Popen[str], data_dir: Path) -> str:
+    """What a stack that will not stop is doing: every thread of stack.py (it dumps them on SIGUSR1), what is
+    still running; then everything killed."""
+    running = wait_gone(data_dir, within=0)
+    for line in running:
+        if "stack.py" in line:
+            os.kill(int(line.split(":")[0]), signal.SIGUSR1)
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGKILL)
+    for pid in processes_of(data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    out, _ = process.communicate(timeout=30)
+    return "\n".join(["running:", *running, "output:", out])
+
+
 def test_demo_verifies_and_leaves_nothing_running(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "stack.py", "demo"], cwd=ROOT, env=stack_env(tmp_path),
                             capture_output=True, text=True, timeout=300, check=False)
@@ -82,7 +99,10 @@ def test_ctrl_c_on_make_run_stops_every_process(tmp_path: Path) -> None:
     assert len(processes_of(tmp_path)) >= 5  # make, the stack, Temporal, the QBO sandbox, the API, the worker
 
     os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
-    rest, _ = process.communicate(timeout=60)
+    try:
+        rest, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("still running a minute after Ctrl-C:\n" + stuck(process, tmp_path)) from None
 
     # make re-raises the SIGINT it received itself, as it does in a terminal; the stack below it exits cleanly.
     assert process.returncode in (0, -signal.SIGINT), "".join(output) + rest
