@@ -38,8 +38,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.embedded import bench_stack, serve_process
-from bench.histories import percentile, read_shape, timings
+from bench.histories import Shape, percentile, read_shape, timings
 from bench.noop import NoopWorkflow
+from bench.result import BenchResult, Percentiles, Target, add_json_option, finish, rate, ratio_of
 from config.network import NetworkConfig, install_network
 from config.settings import Settings
 from models.crm_credentials import save_crm_credentials
@@ -335,7 +336,9 @@ def api_env(settings: Settings) -> dict[str, str]:
 
 
 
-async def main(leads: int, concurrency: int, duplicates: float, allowed: float, light: int) -> int:
+async def run(leads: int = 1000, concurrency: int = 50, duplicates: float = 0.1, allowed: float = 1800,
+              light: int = 20) -> BenchResult:
+    """The benchmark at these sizes: its figures, checks and printed lines (the CLI and `python -m bench` both)."""
     deadline = time.monotonic() + allowed
     crm_port, api_port = free_ports(2)
     with serve_process(["-m", "sandbox.crm", "serve", "--port", str(crm_port)], crm_port) as crm_url:
@@ -345,7 +348,8 @@ async def main(leads: int, concurrency: int, duplicates: float, allowed: float, 
 
 
 async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, api_port: int, leads: int,
-                  concurrency: int, duplicates: float, deadline: float, allowed: float, light: int) -> int:
+                  concurrency: int, duplicates: float, deadline: float, allowed: float,
+                  light: int) -> BenchResult:
     plans_dir = Path(base.data_dir) / "plans"
     plans_dir.mkdir()
     (plans_dir / f"{PLAN_ID}.yaml").write_text(yaml.safe_dump(PLAN, sort_keys=False))
@@ -363,6 +367,8 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
     tag = uuid.uuid4().hex[:6]
     order = send_order(leads, duplicates, concurrency)
     run = Run(leads=leads)
+    sizes = {"leads": leads, "concurrency": concurrency, "duplicates": duplicates, "light": light}
+    light_seconds: list[float] = []
 
     def describe() -> str:
         if run.phase == "no-op":
@@ -386,17 +392,17 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
                     await asyncio.wait_for(burst(run, api_url, key, order, tag, concurrency),
                                            max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
-                    return timed_out(run, engine, allowed)
+                    return timed_out(run, engine, allowed, sizes, light_seconds)
                 run.phase = "settling"
                 answered = sum(1 for p in run.posts if p.receipt is not None)
                 if not await until(lambda: settled_count(engine), answered, deadline):
-                    return timed_out(run, engine, allowed)
+                    return timed_out(run, engine, allowed, sizes, light_seconds)
                 finished = last_settled(engine)
                 real_seconds = (finished or time.time()) - run.started
                 run.phase = "enrolling"
                 accepted = len({p.lead for p in run.posts if p.receipt is not None})  # a refused post is reported below
                 if not await until(lambda: enrolled_count(engine), accepted, deadline):
-                    return timed_out(run, engine, allowed)
+                    return timed_out(run, engine, allowed, sizes, light_seconds)
                 enrolled_seconds = time.time() - run.started
             run.phase = "no-op"
             async with Worker(client, task_queue="bench-noop", workflows=[NoopWorkflow], activities=[counted],
@@ -405,7 +411,7 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
                     f"{concurrency} started at a time ...")
                 noop_seconds = await noop_run(client, run, order, concurrency, deadline)
                 if noop_seconds is None:
-                    return timed_out(run, engine, allowed)
+                    return timed_out(run, engine, allowed, sizes, light_seconds)
         wrong = check(run, engine, crm, tag)
         figures = latencies(run, engine)
         shape = await read_shape(client, lead_runs(engine))
@@ -413,47 +419,87 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
     finally:
         progress.cancel()
 
-    repeats = len(order) - leads
-    print(f"Lead intake, a burst of {leads} Angi leads ({repeats} posted twice, {len(order)} posts), {concurrency} "
-          f"posts in flight, each lead {ACTIVITIES_PER_DELIVERY} activities per delivery and enrolled in a plan "
-          f"waiting a week:")
-    print(f"At light load, {light} leads one at a time, lead-to-contact (POST sent -> receipt settled): "
-          f"{spread(light_seconds)}")
-    print(f"  lead-to-contact (POST sent -> receipt settled), new leads: {spread(figures[Outcome.CREATED.value])}")
-    print(f"  repeats (duplicate path):                                 {spread(figures[Outcome.DUPLICATE.value])}")
-    print(f"  front door's answer time (all posts):                     {spread(figures['answer'])}")
-    print(f"  real {leads / real_seconds:.1f} leads/s ({len(order) / real_seconds:.1f} posts/s, {real_seconds:.1f} s "
-          f"first post to last receipt settled)   no-op {leads / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
-          f"ratio real/no-op {noop_seconds / real_seconds:.2f}")
-    print(f"  activities: {shape.attempts} attempts for {sum(shape.activities.values())} activities in "
-          f"{shape.runs} lead runs (" + ", ".join(f"{name} {n}" for name, n in shape.activities.items())
-          + f"; the no-op ran {run.noop_expected})"
-          + ("; attempts retried after " + ", ".join(f"{kind} {n}" for kind, n in shape.failures.most_common())
-             if shape.failures else ""))
-    print("  tasks, p50/p95 ms waiting to start | running:")
-    print(timings("lead runs", shape))
-    print(timings("no-op    ", noop_shape))
-    print(f"  every contact's plan enrollment waiting on its timer {enrolled_seconds:.1f} s after the first post")
+    return result(run, sizes, order, light_seconds, figures, real_seconds, noop_seconds, enrolled_seconds, shape,
+                  noop_shape, wrong, Path(base.data_dir) / "api.log")
+
+
+def result(run: Run, sizes: dict[str, Any], order: list[int], light_seconds: list[float],
+           figures: dict[str, list[float]], real_seconds: float, noop_seconds: float, enrolled_seconds: float,
+           shape: Shape, noop_shape: Shape, wrong: list[str], api_log: Path) -> BenchResult:
+    """The figures, issue 8's target and the lines the CLI prints."""
+    leads, concurrency, light = run.leads, sizes["concurrency"], sizes["light"]
+    out = BenchResult(
+        name="leads", sizes=sizes, unit="leads/s", real_rate=rate(leads, real_seconds), real_seconds=real_seconds,
+        noop_rate=rate(leads, noop_seconds), noop_seconds=noop_seconds, ratio=ratio_of(real_seconds, noop_seconds),
+        latency=series(light_seconds, figures),
+        extra={"posts": len(order), "posts_per_second": len(order) / real_seconds,
+               "enrolled_seconds": enrolled_seconds, "activities": sum(shape.activities.values()),
+               "attempts": shape.attempts, "retried": dict(shape.failures)},
+        targets=light_target(light_seconds))
     if wrong:
-        print(f"WRONG ({len(wrong)}):")
-        for line in wrong[:20]:
-            print(f"  {line}")
-        errors = [line for line in (Path(base.data_dir) / "api.log").read_text().splitlines() if line.strip()]
-        print("  the front door's log, last lines:\n    " + "\n    ".join(errors[-15:]))
-        return 1
-    print(f"  checked: {leads} CRM contacts, one per lead; {leads} receipts created and {repeats} duplicate, "
-          f"none left received; {leads} contacts enrolled in {PLAN_ID}")
-    return 0
+        out.fail(*wrong)
+    line = out.text.append
+    repeats = len(order) - leads
+    line(f"Lead intake, a burst of {leads} Angi leads ({repeats} posted twice, {len(order)} posts), {concurrency} "
+         f"posts in flight, each lead {ACTIVITIES_PER_DELIVERY} activities per delivery and enrolled in a plan "
+         f"waiting a week:")
+    line(f"At light load, {light} leads one at a time, lead-to-contact (POST sent -> receipt settled): "
+         f"{spread(light_seconds)}")
+    line(f"  lead-to-contact (POST sent -> receipt settled), new leads: {spread(figures[Outcome.CREATED.value])}")
+    line(f"  repeats (duplicate path):                                 {spread(figures[Outcome.DUPLICATE.value])}")
+    line(f"  front door's answer time (all posts):                     {spread(figures['answer'])}")
+    line(f"  real {leads / real_seconds:.1f} leads/s ({len(order) / real_seconds:.1f} posts/s, {real_seconds:.1f} s "
+         f"first post to last receipt settled)   no-op {leads / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
+         f"ratio real/no-op {noop_seconds / real_seconds:.2f}")
+    line(f"  activities: {shape.attempts} attempts for {sum(shape.activities.values())} activities in "
+         f"{shape.runs} lead runs (" + ", ".join(f"{name} {n}" for name, n in shape.activities.items())
+         + f"; the no-op ran {run.noop_expected})"
+         + ("; attempts retried after " + ", ".join(f"{kind} {n}" for kind, n in shape.failures.most_common())
+            if shape.failures else ""))
+    line("  tasks, p50/p95 ms waiting to start | running:")
+    line(timings("lead runs", shape))
+    line(timings("no-op    ", noop_shape))
+    line(f"  every contact's plan enrollment waiting on its timer {enrolled_seconds:.1f} s after the first post")
+    if wrong:
+        line(f"WRONG ({len(wrong)}):")
+        for fault in wrong[:20]:
+            line(f"  {fault}")
+        errors = [text for text in api_log.read_text().splitlines() if text.strip()]
+        line("  the front door's log, last lines:\n    " + "\n    ".join(errors[-15:]))
+        return out
+    line(f"  checked: {leads} CRM contacts, one per lead; {leads} receipts created and {repeats} duplicate, "
+         f"none left received; {leads} contacts enrolled in {PLAN_ID}")
+    return out
 
 
-def timed_out(run: Run, engine: Engine, timeout: float) -> int:
-    """Past `--timeout`: what got done, and a failing status."""
-    print(f"TIMED OUT after {timeout:.0f} s while {run.phase}: {run.answered} of {len(run.posts)} posts answered, "
-          f"{settled_count(engine)} receipts settled, {enrolled_count(engine)} of {run.leads} contacts enrolled"
-          + (f", no-op {NOOP_COUNT[0]} of {run.noop_expected} activities" if run.phase == "no-op" else ""))
-    figures = latencies(run, engine)
-    print(f"  lead-to-contact so far, new leads: {spread(figures[Outcome.CREATED.value])}")
-    return 1
+def series(light_seconds: list[float], figures: dict[str, list[float]]) -> dict[str, Percentiles]:
+    """The latency series the report plots: light load, the burst's new leads and repeats, the front door."""
+    named = {"light load, lead-to-contact": light_seconds,
+             "burst, lead-to-contact (new leads)": figures.get(Outcome.CREATED.value, []),
+             "burst, lead-to-contact (repeats)": figures.get(Outcome.DUPLICATE.value, []),
+             "burst, front door's answer": figures.get("answer", [])}
+    return {name: p for name, samples in named.items() if (p := Percentiles.of(samples)) is not None}
+
+
+def light_target(light_seconds: list[float]) -> list[Target]:
+    """Issue 8: every lead lands in the CRM 'within a second or two': read as p95 at light load at most 2 s."""
+    measured = Percentiles.of(light_seconds)
+    return [Target("lead-to-contact p95 at most 2 s at light load ('within a second or two')",
+                   measured.p95_ms <= 2000 if measured else None, 8)]
+
+
+def timed_out(run: Run, engine: Engine, timeout: float, sizes: dict[str, Any],
+              light_seconds: list[float]) -> BenchResult:
+    """Past `--timeout`: what got done, and a failing result."""
+    out = BenchResult(name="leads", sizes=sizes, unit="leads/s", latency=series(light_seconds, latencies(run, engine)),
+                      targets=light_target(light_seconds))
+    what = (f"TIMED OUT after {timeout:.0f} s while {run.phase}: {run.answered} of {len(run.posts)} posts answered, "
+            f"{settled_count(engine)} receipts settled, {enrolled_count(engine)} of {run.leads} contacts enrolled"
+            + (f", no-op {NOOP_COUNT[0]} of {run.noop_expected} activities" if run.phase == "no-op" else ""))
+    out.fail(what)
+    out.text.append(what)
+    out.text.append(f"  lead-to-contact so far, new leads: {spread(latencies(run, engine)[Outcome.CREATED.value])}")
+    return out
 
 
 if __name__ == "__main__":
@@ -463,7 +509,9 @@ if __name__ == "__main__":
     parser.add_argument("--duplicates", type=float, default=0.1, help="fraction of the leads posted a second time")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before giving up (exit 1)")
     parser.add_argument("--light", type=int, default=20, help="leads posted one at a time before the burst")
+    add_json_option(parser)
     args = parser.parse_args()
     if args.leads < 1 or args.concurrency < 1 or not 0 <= args.duplicates <= 1:
         parser.error("--leads and --concurrency must be at least 1, --duplicates between 0 and 1")
-    sys.exit(asyncio.run(main(args.leads, args.concurrency, args.duplicates, args.timeout, args.light)))
+    sys.exit(finish(asyncio.run(run(args.leads, args.concurrency, args.duplicates, args.timeout, args.light)),
+                    args.json))

@@ -3,7 +3,7 @@ step is a long wait, through dispatch.enroll_contact and the worker as it ships 
 the Temporal dev server on a SQLite file). Prints enrollments per second (enrolled to waiting on the timer)
 and the worker's memory, beside a no-op workflow with the same activities and timer, measured in the same run.
 
-    .venv/bin/python -m bench.plans [--contacts 10000] [--concurrency 50]
+    .venv/bin/python -m bench.plans [--contacts 10000] [--concurrency 50] [--timeout 3600]
 """
 
 import argparse
@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from bench.embedded import bench_stack, serve_process
 from bench.noop import NoopTimerWorkflow
+from bench.result import BenchResult, add_json_option, finish, rate, ratio_of
 from config.network import install_network, load_network
 from config.settings import Settings
 from dispatch import enroll_contact
@@ -82,24 +83,30 @@ async def enroll_all(client: Client, settings: Settings, engine: Engine, contact
     await asyncio.gather(*(one(c) for c in contacts))
 
 
-async def until(count: Any, expected: int, what: str) -> float:
-    """Seconds until `count()` reaches `expected`."""
-    started = last = time.monotonic()
+async def until(count: Any, expected: int, what: str, deadline: float) -> bool:
+    """Wait for `count()` to reach `expected`, saying how far it got every 15 s; False once `deadline`
+    (monotonic) passes first, so a stuck run ends the benchmark instead of hanging it."""
+    last = time.monotonic()
     while (seen := count()) < expected:
+        if time.monotonic() > deadline:
+            return False
         if time.monotonic() - last > 15:
             say(f"  {what}: {seen} of {expected}")
             last = time.monotonic()
         await asyncio.sleep(0.2)
-    return time.monotonic() - started
+    return True
 
 
-async def main(contacts: int, gate: int) -> None:
+async def run(contacts: int = 10_000, gate: int = 50, patience: float = 3600) -> BenchResult:
+    """The benchmark at these sizes: its figures, checks and printed lines (the CLI and `python -m bench` both)."""
     port = free_port()  # the CRM sandbox in a process of its own, as make run has it: the worker's memory alone
     with serve_process(["-m", "sandbox.crm", "serve", "--port", str(port)], port) as crm_url:
-        await measure(crm_url, contacts, gate)
+        return await measure(crm_url, contacts, gate, time.monotonic() + patience)
 
 
-async def measure(crm_url: str, contacts: int, gate: int) -> None:
+async def measure(crm_url: str, contacts: int, gate: int, deadline: float) -> BenchResult:
+    COUNTED[0] = 0
+    real_seconds = noop_seconds = None
     async with bench_stack() as stack:
         plans_dir = Path(stack.settings.data_dir) / "plans"
         plans_dir.mkdir()
@@ -120,9 +127,9 @@ async def measure(crm_url: str, contacts: int, gate: int) -> None:
                 say(f"enrolling {contacts} contacts, {gate} at a time ...")
                 started = time.monotonic()
                 await enroll_all(client, settings, engine, ids, gate)
-                await until(recorded, contacts, "enrollments waiting")
-                real_seconds = time.monotonic() - started
-                memory_real = rss_mib()
+                if await until(recorded, contacts, "enrollments waiting", deadline):
+                    real_seconds = time.monotonic() - started
+                memory_real, waiting = rss_mib(), recorded()
             async with Worker(client, task_queue="bench-noop", workflows=[NoopTimerWorkflow], activities=[counted],
                               activity_executor=executor, max_concurrent_activities=settings.worker_activity_threads):
                 say(f"no-op: {contacts} workflows, {ACTIVITIES_BEFORE_THE_WAIT} activities and a timer each ...")
@@ -136,22 +143,45 @@ async def measure(crm_url: str, contacts: int, gate: int) -> None:
                                                     task_queue="bench-noop")
 
                 await asyncio.gather(*(start(n) for n in range(contacts)))
-                await until(lambda: COUNTED[0], contacts * ACTIVITIES_BEFORE_THE_WAIT, "no-op activities")
-                noop_seconds = time.monotonic() - started
+                if await until(lambda: COUNTED[0], contacts * ACTIVITIES_BEFORE_THE_WAIT, "no-op activities",
+                               deadline):
+                    noop_seconds = time.monotonic() - started
                 memory_noop = rss_mib()
+    memory = {"before": memory_before, "waiting": memory_real, "after_noop": memory_noop}
+    return result(contacts, gate, real_seconds, noop_seconds, waiting, memory)
 
-    print(f"Action plan enrollments, {contacts} contacts, {gate} enrollments in flight, each to its first wait "
-          f"({ACTIVITIES_BEFORE_THE_WAIT} activities, then a 7-day timer):")
-    print(f"  real {contacts / real_seconds:.1f} enrollments/s ({real_seconds:.1f} s)   no-op "
-          f"{contacts / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
-          f"ratio real/no-op {noop_seconds / real_seconds:.2f}")
-    print(f"  worker process memory (RSS): {memory_before:.0f} MiB before, {memory_real:.0f} MiB with {contacts} "
-          f"enrollments waiting, {memory_noop:.0f} MiB after the no-op run as well")
+
+def result(contacts: int, gate: int, real_seconds: float | None, noop_seconds: float | None, waiting: int,
+           memory: dict[str, float]) -> BenchResult:
+    """The figures and the lines the CLI prints."""
+    out = BenchResult(
+        name="plans", sizes={"contacts": contacts, "concurrency": gate}, unit="enrollments/s",
+        real_rate=rate(contacts, real_seconds), real_seconds=real_seconds, noop_rate=rate(contacts, noop_seconds),
+        noop_seconds=noop_seconds, ratio=ratio_of(real_seconds, noop_seconds),
+        extra={"worker_rss_mib": memory, "enrollments_waiting": waiting})
+    if real_seconds is None:
+        out.fail(f"{waiting} of {contacts} enrollments recorded before the timeout")
+    if noop_seconds is None:
+        out.fail(f"the no-op run did not finish before the timeout ({COUNTED[0]} activities)")
+    line = out.text.append
+    line(f"Action plan enrollments, {contacts} contacts, {gate} enrollments in flight, each to its first wait "
+         f"({ACTIVITIES_BEFORE_THE_WAIT} activities, then a 7-day timer):")
+    if real_seconds is None or noop_seconds is None:
+        line("  TIMED OUT: " + "; ".join(out.reasons))
+    else:
+        line(f"  real {contacts / real_seconds:.1f} enrollments/s ({real_seconds:.1f} s)   no-op "
+             f"{contacts / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
+             f"ratio real/no-op {noop_seconds / real_seconds:.2f}")
+    line(f"  worker process memory (RSS): {memory['before']:.0f} MiB before, {memory['waiting']:.0f} MiB with "
+         f"{waiting} enrollments waiting, {memory['after_noop']:.0f} MiB after the no-op run as well")
+    return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=50, help="enrollments started at once")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds before giving up (exit 1)")
+    add_json_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.contacts, args.concurrency))
+    sys.exit(finish(asyncio.run(run(args.contacts, args.concurrency, args.timeout)), args.json))

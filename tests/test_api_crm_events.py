@@ -15,6 +15,8 @@ from api.app import create_app
 from config.settings import Settings
 from models.api_keys import create_api_key
 from models.crm_webhooks import SIGNATURE_HEADER, sign
+from models.lead_keys import LeadChannel, create_lead_key
+from models.lead_receipts import receipts
 from models.proposals import proposal_workflow_id
 from sandbox.serve import ServerThread
 from tests import factories
@@ -135,16 +137,21 @@ async def api_after_temporal_went_away(settings: Settings) -> AsyncIterator[Serv
 async def test_temporal_unreachable_is_503_so_the_crm_retries(settings: Settings, engine: Engine) -> None:
     """Nothing is accepted that Temporal did not take: the CRM gets 503 and delivers again later; so does any
     other caller, such as a user enrolling a contact in a plan."""
-    key = create_api_key(engine, ACCOUNT)
+    key, web_key = create_api_key(engine, ACCOUNT), create_lead_key(engine, ACCOUNT, LeadChannel.WEB_FORM)
     async with api_after_temporal_went_away(settings) as server:
         response = await post(server, ACCOUNT, change_body("P-503"))
         async with httpx.AsyncClient(base_url=server.url, timeout=60, headers={"X-API-Key": key}) as http:
             enrolling = await http.post(f"/accounts/{ACCOUNT}/contacts/C-503/plans",
                                         json={"plan_id": "web-lead-connection"})
+            lead = await http.post("/leads/web-form", data={"web_key": web_key, "name": "Dana Reyes",
+                                                             "email": "dana.503@example.com"})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert enrolling.status_code == 503 and enrolling.headers["Retry-After"] == "30", enrolling.text
     assert enrolling.json()["detail"].startswith("workflow service unavailable")
+    assert lead.status_code == 503 and lead.headers["Retry-After"] == "30", lead.text
+    [receipt] = receipts(engine, ACCOUNT)  # received, then settled as rejected: the sender posts again
+    assert receipt.outcome == "rejected" and "post again" in (receipt.reason or "")
 
 
 async def test_oversized_body_is_413_and_starts_nothing(api: ServerThread, dev_env: WorkflowEnvironment,

@@ -59,6 +59,14 @@ def wait_gone(data_dir: Path, within: float = 15) -> list[str]:
     return lines
 
 
+def as_from_a_terminal() -> None:
+    """SIGINT delivered and acted on, as a shell leaves it for a program it starts: a pytest-xdist worker may run
+    tests with SIGINT blocked, and a blocked signal stays blocked across exec (seen: make and the stack slept
+    through Ctrl-C)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stuck(process: subprocess.Popen[str], data_dir: Path) -> str:
     """What a stack that will not stop is doing: every thread of stack.py (it dumps them on SIGUSR1), what is
     still running; then everything killed."""
@@ -87,7 +95,8 @@ def test_demo_verifies_and_leaves_nothing_running(tmp_path: Path) -> None:
 
 def test_ctrl_c_on_make_run_stops_every_process(tmp_path: Path) -> None:
     process = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=stack_env(tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=as_from_a_terminal)
     assert process.stdout is not None
     output = []
     deadline = time.monotonic() + 240
