@@ -32,7 +32,7 @@ from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import metrics
 from models.qbo_limits import QboRealmCall, QboRealmLock
@@ -75,12 +75,15 @@ PRUNE_SHARE = 0.1
 
 
 class RealmBusy(ApplicationError):
-    """No room under the company's limits now: retry after `next_retry_delay`."""
+    """No room under the company's limits now: retry after `next_retry_delay`. Benign: backpressure working as
+    meant, so the SDK logs it at DEBUG and leaves it out of its failure metrics (ledgerflow_qbo_realm_busy
+    counts it); under load a warning and a traceback for each one drowned the log."""
 
     def __init__(self, realm_id: str, reason: str, wait: timedelta) -> None:
         self.reason = reason
         super().__init__(f"QBO company {realm_id} is at its {reason} limit; retrying in {wait.total_seconds():.2f}s",
-                         type="QboRealmBusy", next_retry_delay=max(wait, timedelta(milliseconds=10)))
+                         type="QboRealmBusy", next_retry_delay=max(wait, timedelta(milliseconds=10)),
+                         category=ApplicationErrorCategory.BENIGN)
 
 
 class RealmLimiter:
