@@ -23,8 +23,7 @@ from urllib.parse import urlparse
 import httpx
 
 from config.settings import Settings, get_settings
-from config.temporal import DEV_SERVER_SQLITE_ARGS, connect
-from models import search_attributes
+from config.temporal import connect, dev_server_command, pollers
 from models.db import SchemaOutOfDate, create_tables, get_engine
 from sandbox.qbo.admin import sandbox_root
 from starter import play_demo
@@ -119,13 +118,11 @@ class Stack:
         data = s.data_dir.resolve()
         logs = data / "logs"
         temporal = urlparse(f"//{s.temporal_address}")
-        attributes = [arg for key in search_attributes.ALL for arg in ("--search-attribute", f"{key.name}=Keyword")]
         python = sys.executable
         self.services = [
-            Service("temporal", [str(s.temporal_cli), "server", "start-dev", "--ip", temporal.hostname or "127.0.0.1",
-                                 "--port", str(temporal.port or 7233), "--ui-port", str(s.temporal_ui_port),
-                                 "--db-filename", str(data / "temporal.db"), "--namespace", s.temporal_namespace,
-                                 "--log-level", "warn", *DEV_SERVER_SQLITE_ARGS, *attributes], logs / "temporal.log"),
+            Service("temporal", dev_server_command(s.temporal_cli, temporal.hostname or "127.0.0.1",
+                                                   temporal.port or 7233, data / "temporal.db", s.temporal_namespace,
+                                                   ui_port=s.temporal_ui_port), logs / "temporal.log"),
             Service("qbo-sandbox", [python, "-m", "sandbox.qbo", "--port", str(s.qbo_sandbox_port),
                                     "--state-file", str(data / "qbo-sandbox.sqlite")], logs / "qbo-sandbox.log"),
             Service("crm-sandbox", [python, "-m", "sandbox.crm", "serve", "--port", str(s.crm_sandbox_port),
@@ -189,18 +186,11 @@ class Stack:
 
     async def _wait_for_worker(self, worker: Service, within: float = 60) -> None:
         """Ready once the worker polls the task queue."""
-        from temporalio.api.enums.v1 import TaskQueueType
-        from temporalio.api.taskqueue.v1 import TaskQueue
-        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
         client = await connect(self.settings)
         deadline = time.monotonic() + within
         while True:
             worker.check_alive()
-            described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace=self.settings.temporal_namespace, task_queue=TaskQueue(name=self.settings.task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
-            if described.pollers:
+            if await pollers(client, self.settings.task_queue):
                 return
             if time.monotonic() > deadline:
                 raise StackError("the worker did not start polling in time")

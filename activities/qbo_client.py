@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import requests
 from intuitlib.client import AuthClient
@@ -21,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.qbo_limits import RealmLimiter, RealmLimits
-from config.settings import Settings
+from config.settings import Settings, on_loopback
 from models.audit import QboAuditLog
 from models.db import session_scope
 from models.qbo_connection import QboConnection
@@ -72,9 +71,7 @@ class QboConnector:
         self.limiter = limiter or RealmLimiter(engine, RealmLimits(lease=lease))
         self._refresh_lock = threading.Lock()
         self._auth_clients: dict[str, AuthClient] = {}
-        if settings.qbo_allow_insecure_transport and urlparse(settings.qbo_api_url).hostname in (
-            "127.0.0.1", "localhost", "::1"
-        ):
+        if settings.qbo_allow_insecure_transport and on_loopback(settings.qbo_api_url):
             # requests-oauthlib refuses plain http; the loopback sandbox speaks nothing else.
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 

@@ -93,9 +93,10 @@ class RealmLimiter:
 
     @contextmanager
     def slot(self, realm_id: str) -> Iterator[None]:
-        if not _admitted_before():  # the attempt's first call
+        admitted = _admitted_before()
+        if not admitted:  # the attempt's first call
             metrics.qbo_attempt()
-        deadline = self._wait_deadline()
+        deadline = self._wait_deadline(admitted)
         while True:
             try:
                 holder = self._admit(realm_id)
@@ -116,11 +117,11 @@ class RealmLimiter:
                 connection.execute(update(QboRealmCall.__table__).where(QboRealmCall.holder == holder)
                                    .values(finished_at=datetime.now(UTC)))
 
-    def _wait_deadline(self) -> float:
+    def _wait_deadline(self, admitted: bool) -> float:
         """Until when (monotonic) a call may wait in place for room: a quarter second, or, for an activity
         attempt that already made calls, `hold_in_place` but not into the last quarter of its time limit."""
         now = time.monotonic()
-        if not _admitted_before():
+        if not admitted:
             return now + self.limits.wait_in_place.total_seconds()
         hold = self.limits.hold_in_place.total_seconds()
         info = activity.info()

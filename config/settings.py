@@ -26,9 +26,9 @@ _SECRETS_OF_SERVICE = {
 _OWN_SECRETS = ("secret_key", "crm_webhook_secrets", "inbound_email_secret")
 
 
-def _on_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+def on_loopback(url: str) -> bool:
+    """The URL is a sandbox's on this machine (the only place plain http and the published secrets belong)."""
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 class Settings(BaseSettings):
@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     def _no_sandbox_secret_outside_the_sandbox(self) -> "Settings":
         """A default secret is in this file for anyone to read: with a real service, it would sign webhooks or
         decrypt stored tokens for whoever has the source. Refuse to start instead."""
-        real = [name for name in _SECRETS_OF_SERVICE if not _on_loopback(getattr(self, name))]
+        real = [name for name in _SECRETS_OF_SERVICE if not on_loopback(getattr(self, name))]
         if not real:
             return self
         named = [*_OWN_SECRETS, *(secret for service in real for secret in _SECRETS_OF_SERVICE[service])]

@@ -1,11 +1,17 @@
 """How every process reaches Temporal: one client factory with the pydantic data converter; and how the
 embedded dev server keeps its SQLite file."""
 
+from pathlib import Path
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from config.settings import Settings
+from models import search_attributes
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -36,3 +42,21 @@ def worker_runtime(settings: Settings) -> Runtime | None:
 # process dying loses nothing; only a power cut can roll back the last transitions. Production runs on
 # PostgreSQL (docker-compose.temporal.yml).
 DEV_SERVER_SQLITE_ARGS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+
+
+def dev_server_command(cli: Path, host: str, port: int, db_file: Path, namespace: str,
+                       ui_port: int | None = None) -> list[str]:
+    """`temporal server start-dev` as the embedded stack runs it: on its SQLite file (the pragmas above), with
+    Ledgerflow's search attributes; its Web UI on `ui_port`, or headless without one."""
+    attributes = [arg for key in search_attributes.ALL for arg in ("--search-attribute", f"{key.name}=Keyword")]
+    ui = ["--ui-port", str(ui_port)] if ui_port is not None else ["--headless"]
+    return [str(cli), "server", "start-dev", "--ip", host, "--port", str(port), *ui, "--db-filename", str(db_file),
+            "--namespace", namespace, "--log-level", "warn", *DEV_SERVER_SQLITE_ARGS, *attributes]
+
+
+async def pollers(client: Client, task_queue: str, activities: bool = False) -> set[str]:
+    """The identities of the workers polling `task_queue` for workflow tasks (or activity tasks)."""
+    kind = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY if activities else TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+    described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind))
+    return {poller.identity for poller in described.pollers}

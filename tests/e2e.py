@@ -14,14 +14,12 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
+from config.temporal import pollers
 from models.crm_webhooks import SIGNATURE_HEADER, sign
 from models.proposals import ProposalState, proposal_workflow_id
 from worker import build_worker
@@ -67,10 +65,8 @@ def worker_process(settings: Settings) -> subprocess.Popen[bytes]:
 async def polling(client: Client, task_queue: str, workers: int, seconds: float = 60) -> set[str]:
     """Wait until `workers` workers (by identity) poll the task queue for activities; their identities. A worker
     process takes seconds to start on a busy machine: work posted before it polls all goes to the first."""
-    request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
-                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
     for _ in range(int(seconds * 10)):
-        identities = {p.identity for p in (await client.workflow_service.describe_task_queue(request)).pollers}
+        identities = await pollers(client, task_queue, activities=True)
         if len(identities) >= workers:
             return identities
         await asyncio.sleep(0.1)

@@ -27,9 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app as create_api
 from config.settings import Settings
-from config.temporal import DEV_SERVER_SQLITE_ARGS, connect
+from config.temporal import connect, dev_server_command
 from dispatch import start_royalty_run
-from models import search_attributes
 from models.api_keys import create_api_key
 from models.enrollments import plan_workflow_id
 from models.proposals import proposal_workflow_id
@@ -63,12 +62,9 @@ class DevServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        attributes = [arg for key in search_attributes.ALL for arg in ("--search-attribute", f"{key.name}=Keyword")]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(self.cli), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port), "--headless",
-                 "--db-filename", str(self.db), "--namespace", self.namespace, "--log-level", "warn",
-                 *DEV_SERVER_SQLITE_ARGS, *attributes], stdout=log, stderr=log)
+            command = dev_server_command(self.cli, "127.0.0.1", self.port, self.db, self.namespace)
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
 
     async def ready(self, within: float = 30) -> None:
         """Its frontend answers for the namespace."""
