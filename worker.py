@@ -25,6 +25,7 @@ from activities.royalty_ledger import RoyaltyLedgerActivities
 from config.log_format import configure_logging
 from config.settings import Settings, get_settings
 from config.temporal import connect, worker_runtime
+from config.workflow_bytecode import compile_workflow_modules
 from models.db import create_tables, get_engine
 from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
@@ -58,6 +59,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     faults = validate_plans(sorted(settings.plans_dir.glob("*.yaml")))
     if faults:
         raise PlansInvalid("the action plans do not validate:\n  " + "\n  ".join(map(str, faults)))
+    compile_workflow_modules(WORKFLOWS)
     engine = get_engine(settings.database_url)
     create_tables(engine)
     quickbooks = QuickBooksActivities(QboConnector(settings, engine), engine)

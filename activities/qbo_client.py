@@ -32,18 +32,24 @@ TOKEN_MARGIN = timedelta(minutes=5)
 
 
 class _QuickBooks(QuickBooks):
-    """python-quickbooks pointed at a configurable base URL, with a timeout it does not have by itself."""
+    """python-quickbooks pointed at a configurable base URL, with a timeout it does not have by itself, sending
+    through a session the connector keeps per thread. By itself it makes an OAuth2Session for every client, so
+    every call opened a new connection to QBO (a TCP and TLS handshake each) and built a session to throw away."""
 
     base_url = ""
     timeout_seconds = 30.0
+    access_token = ""
 
     @property
     def api_url(self) -> str:
         return self.base_url
 
+    def _start_session(self) -> str:
+        return self.refresh_token  # the connector sets `session` and `access_token`
+
     def process_request(self, request_type: str, url: str, headers: Any = "", params: Any = "",
                         data: Any = "") -> Any:
-        headers.update({"Authorization": "Bearer " + self.session.access_token})
+        headers.update({"Authorization": "Bearer " + self.access_token})
         return self.session.request(request_type, url, headers=headers, params=params, data=data,
                                     timeout=self.timeout_seconds)
 
@@ -70,6 +76,7 @@ class QboConnector:
         lease = timedelta(seconds=settings.qbo_http_timeout_seconds + 5)
         self.limiter = limiter or RealmLimiter(engine, RealmLimits(lease=lease))
         self._refresh_lock = threading.Lock()
+        self._sessions = threading.local()  # requests.Session is not thread-safe: one per activity thread
         self._auth_clients: dict[str, AuthClient] = {}
         if settings.qbo_allow_insecure_transport and on_loopback(settings.qbo_api_url):
             # requests-oauthlib refuses plain http; the loopback sandbox speaks nothing else.
@@ -128,11 +135,18 @@ class QboConnector:
             session.commit()
             return conn
 
+    def _http(self) -> requests.Session:
+        """This thread's session: its connections to QBO are kept alive from one call to the next."""
+        session: requests.Session | None = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        return session
+
     def _client(self, realm_id: str, conn: QboConnection) -> QuickBooks:
         auth = self._auth_client(realm_id)
-        auth.access_token, auth.refresh_token = conn.access_token, conn.refresh_token
         qb = _QuickBooks(auth_client=auth, refresh_token=conn.refresh_token, company_id=realm_id,
                          minorversion=self.settings.qbo_minor_version, use_decimal=True)
+        qb.session, qb.access_token = self._http(), conn.access_token or ""
         qb.base_url = self.settings.qbo_api_url.rstrip("/")
         qb.timeout_seconds = self.settings.qbo_http_timeout_seconds
         return qb
@@ -201,8 +215,8 @@ class QboConnector:
 
     def _finish_audit(self, audit: QboAuditLog, status: str, qbo_id: str | None = None,
                       response: str | None = None, error: str | None = None) -> None:
-        audit.status, audit.qbo_id, audit.response, audit.error = status, qbo_id, response, error
-        audit.finished_at = datetime.now(UTC)
+        finished = {"status": status, "qbo_id": qbo_id, "response": response, "error": error,
+                    "finished_at": datetime.now(UTC)}
         metrics.qbo_write(audit.entity, audit.operation, status)
-        with session_scope(self.engine) as session:
-            session.merge(audit)
+        with self.engine.begin() as connection:  # an UPDATE by id: no ORM session to read the row back first
+            connection.execute(update(QboAuditLog).where(QboAuditLog.id == audit.id).values(**finished))

@@ -393,8 +393,7 @@ def test_bad_token_gets_the_401_shape(settings: Settings, realm_id: str) -> None
 
 
 def test_python_quickbooks_raises_authorization_exception_on_401(qb: QuickBooks) -> None:
-    qb.session.access_token = "revoked"  # type: ignore[union-attr]
-    qb.session.token = {"access_token": "revoked", "token_type": "Bearer"}  # type: ignore[union-attr]
+    qb.access_token = "revoked"  # type: ignore[attr-defined]
     with pytest.raises(AuthorizationException):
         Customer.all(qb=qb)
 
@@ -514,7 +513,7 @@ def test_dump_shows_what_landed(qb: QuickBooks, settings: Settings, realm_id: st
 
 
 def test_responses_are_200_with_an_intuit_tid(qb: QuickBooks, settings: Settings, realm_id: str) -> None:
-    token = qb.session.access_token  # type: ignore[union-attr]
+    token = qb.access_token  # type: ignore[attr-defined]
     item_id = Item.all(qb=qb)[0].Id
     response = httpx.get(f"{settings.qbo_api_url}/company/{realm_id}/item/{item_id}",
                          headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
