@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from bench.noop import NoopFanOutWorkflow, NoopWorkflow
+from bench.noop import NoopWorkflow
 from config.settings import Settings, get_settings
 from config.temporal import DEV_SERVER_SQLITE_ARGS
 from config.workflow_bytecode import compile_workflow_modules
@@ -78,7 +78,7 @@ def qbo_sandbox(qbo_app: Any | None) -> Iterator[str]:
 @asynccontextmanager
 async def bench_stack(qbo_app: Any | None = None) -> AsyncIterator[BenchStack]:
     base = get_settings()
-    compile_workflow_modules([NoopWorkflow, NoopFanOutWorkflow])  # as build_worker does the real ones
+    compile_workflow_modules([NoopWorkflow])  # the no-op workflows' module, as build_worker does the real ones
     with tempfile.TemporaryDirectory() as tmp, qbo_sandbox(qbo_app) as qbo_url:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,

@@ -2,9 +2,9 @@
 
 The sandbox imports a workflow's module (and the modules beside it that are not passed through) afresh for each
 workflow it starts. Python keeps no bytecode when PYTHONDONTWRITEBYTECODE is set, as this machine and many
-container images set it, so every start compiled those modules from source: about a fifth of the worker's
-interpreter per proposal lifecycle under load (profiled with py-spy in bench.proposals). The import system still
-reads bytecode that exists, so compiling once when a worker starts is enough."""
+container images set it, so every start compiled those modules from source: ~20 ms of the worker's interpreter
+per proposal workflow (py-spy on bench.proposals). The import system still reads bytecode that exists, so
+compiling once when a worker starts is enough."""
 
 import compileall
 import sys
