@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
@@ -114,8 +114,7 @@ class RealmLimiter:
             yield
         finally:
             with self.engine.begin() as connection:
-                connection.execute(update(QboRealmCall.__table__).where(QboRealmCall.holder == holder)
-                                   .values(finished_at=datetime.now(UTC)))
+                connection.execute(_FINISH, {"finished_holder": holder, "finished_at": datetime.now(UTC)})
 
     def _wait_deadline(self, admitted: bool) -> float:
         """Until when (monotonic) a call may wait in place for room: a quarter second, or, for an activity
@@ -131,36 +130,70 @@ class RealmLimiter:
         return now + max(hold, self.limits.wait_in_place.total_seconds())
 
     def _admit(self, realm_id: str) -> str:
-        """One transaction: take the company's lock row, read its calls still counted in some window once, and
-        either record this call or say how long until there is room."""
+        """One transaction: take the company's lock row, count its calls in each window in one aggregate row, and
+        either record this call or, only when a limit is reached, read those calls to say how long until there
+        is room. (Reading every counted call on each admission cost ~3 ms of worker CPU at 100 calls a minute.)"""
         holder = str(uuid.uuid4())
         limits, now = self.limits, datetime.now(UTC)
-        minute = timedelta(minutes=1)
-        calls = QboRealmCall.__table__
         with self.engine.begin() as connection:
             # A no-op write on the company's lock row (a row lock on PostgreSQL, the write lock on SQLite):
             # every admission for this company is serialised from here to the commit.
-            lock = update(QboRealmLock.__table__).where(QboRealmLock.realm_id == realm_id).values(realm_id=realm_id)
-            if not connection.execute(lock).rowcount:
+            if not connection.execute(_TAKE_LOCK, {"realm": realm_id}).rowcount:
                 insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
                 connection.execute(insert(QboRealmLock.__table__).values(realm_id=realm_id).on_conflict_do_nothing())
-                connection.execute(lock)
+                connection.execute(_TAKE_LOCK, {"realm": realm_id})
+            windows = _window_bounds(now, limits)
             if random.random() < PRUNE_SHARE:
-                # Calls counted in no window any more: finished over a minute ago, or lost with their worker.
-                connection.execute(delete(calls).where(
-                    calls.c.realm_id == realm_id,
-                    or_(calls.c.finished_at < now - minute,
-                        calls.c.finished_at.is_(None) & (calls.c.started_at < now - limits.lease - minute))))
-            counted = connection.execute(select(calls.c.started_at, calls.c.finished_at).where(
-                calls.c.realm_id == realm_id,
-                or_(calls.c.finished_at > now - minute,
-                    calls.c.finished_at.is_(None) & (calls.c.started_at > now - limits.lease - minute)))).all()
-            busy = _busy(counted, now, limits)
-            if busy is not None:
-                reason, wait = busy
-                raise RealmBusy(realm_id, reason, wait)  # leaving the block rolls the transaction back
-            connection.execute(calls.insert().values(realm_id=realm_id, holder=holder, started_at=now))
+                connection.execute(_PRUNE, {"realm": realm_id, **windows})
+            in_flight, in_second, in_minute = connection.execute(_COUNT, {"realm": realm_id, **windows}).one()
+            if in_flight >= limits.in_flight or in_second >= limits.per_second or in_minute >= limits.per_minute:
+                counted = connection.execute(_COUNTED, {"realm": realm_id, **windows}).all()
+                busy = _busy(counted, now, limits)
+                if busy is not None:
+                    reason, wait = busy
+                    raise RealmBusy(realm_id, reason, wait)  # leaving the block rolls the transaction back
+            connection.execute(_RECORD, {"realm_id": realm_id, "holder": holder, "started_at": now})
         return holder
+
+
+# The limiter's statements, built once: a statement object remembers its cache key, so the admissions that run
+# them skip rebuilding and re-keying a statement each time.
+_calls = QboRealmCall.__table__
+_when = _calls.c.started_at.type
+
+
+def _window_bounds(now: datetime, limits: RealmLimits) -> dict[str, datetime]:
+    """The bounds the statements below compare with: a call counts in a window when it finished inside it, or
+    is unfinished and started inside it widened by the lease (a call lost with its worker finished, at the
+    latest, when its lease ran out)."""
+    second, minute = timedelta(seconds=1), timedelta(minutes=1)
+    return {"leased_since": now - limits.lease,
+            "second_start": now - second, "second_lost": now - limits.lease - second,
+            "minute_start": now - minute, "minute_lost": now - limits.lease - minute}
+
+
+def _inside(window: str) -> ColumnElement[bool]:
+    return or_(_calls.c.finished_at > bindparam(f"{window}_start", type_=_when),
+               _calls.c.finished_at.is_(None) & (_calls.c.started_at > bindparam(f"{window}_lost", type_=_when)))
+
+
+_of_realm = _calls.c.realm_id == bindparam("realm")
+_TAKE_LOCK = update(QboRealmLock.__table__).where(QboRealmLock.realm_id == bindparam("realm")) \
+    .values(realm_id=bindparam("realm"))
+# Calls counted in no window any more: finished over a minute ago, or lost with their worker.
+_PRUNE = delete(_calls).where(_of_realm, or_(
+    _calls.c.finished_at < bindparam("minute_start", type_=_when),
+    _calls.c.finished_at.is_(None) & (_calls.c.started_at < bindparam("minute_lost", type_=_when))))
+_COUNT = select(
+    func.count().filter(_calls.c.finished_at.is_(None)
+                        & (_calls.c.started_at > bindparam("leased_since", type_=_when))),
+    func.count().filter(_inside("second")),
+    func.count(),
+).where(_of_realm, _inside("minute"))
+_COUNTED = select(_calls.c.started_at, _calls.c.finished_at).where(_of_realm, _inside("minute"))
+_RECORD = _calls.insert()
+_FINISH = update(_calls).where(_calls.c.holder == bindparam("finished_holder")) \
+    .values(finished_at=bindparam("finished_at", type_=_when))
 
 
 def _busy(counted: list[Any], now: datetime, limits: RealmLimits) -> tuple[str, timedelta] | None:
