@@ -13,7 +13,7 @@ from intuitlib.client import AuthClient
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, insert, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -22,13 +22,14 @@ from activities import metrics
 from activities.qbo_limits import RealmLimiter, RealmLimits
 from config.settings import Settings, on_loopback
 from models.audit import QboAuditLog
-from models.db import session_scope
 from models.qbo_connection import QboConnection
 
 T = TypeVar("T")
 # Codes that mean the request itself is wrong: retrying cannot help.
 FINAL_CODES = {610, 2010, 2020, 2500, 4000, 6000, 6070, 6140}
 TOKEN_MARGIN = timedelta(minutes=5)
+_SENT = insert(QboAuditLog)
+_FINISHED = update(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
 
 
 class _QuickBooks(QuickBooks):
@@ -78,6 +79,9 @@ class QboConnector:
         self._refresh_lock = threading.Lock()
         self._sessions = threading.local()  # requests.Session is not thread-safe: one per activity thread
         self._auth_clients: dict[str, AuthClient] = {}
+        # Each company's connection as last read, kept until its access token expires or QBO rejects it:
+        # reading the row and decrypting its tokens on every call was a tenth of a worker's CPU.
+        self._connections: dict[str, QboConnection] = {}
         if settings.qbo_allow_insecure_transport and on_loopback(settings.qbo_api_url):
             # requests-oauthlib refuses plain http; the loopback sandbox speaks nothing else.
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
@@ -101,9 +105,19 @@ class QboConnector:
             and expires - TOKEN_MARGIN > datetime.now(UTC)
 
     def _connection(self, realm_id: str, rejected: str | None = None) -> QboConnection:
-        """The company's connection with a usable access token (not `rejected`). Refresh tokens rotate, so a
-        refresh happens with the connection's row locked: across every worker, one refresh per company at a
-        time, and the newest refresh token is stored before anyone uses it."""
+        """The company's connection with a usable access token (not `rejected`), from memory while it lasts."""
+        kept = self._connections.get(realm_id)
+        if kept is not None and self._usable(kept, rejected):
+            return kept
+        self._connections.pop(realm_id, None)
+        conn = self._stored_connection(realm_id, rejected)
+        self._connections[realm_id] = conn
+        return conn
+
+    def _stored_connection(self, realm_id: str, rejected: str | None) -> QboConnection:
+        """The connection from the database, refreshed if its access token is not usable. Refresh tokens rotate,
+        so a refresh happens with the connection's row locked: across every worker, one refresh per company at
+        a time, and the newest refresh token is stored before anyone uses it."""
         with Session(self.engine) as session:
             conn = session.get(QboConnection, realm_id)
         if conn is None:
@@ -191,32 +205,27 @@ class QboConnector:
     def _audited(self, realm_id: str, obj: Any, operation: str, request_id: str,
                  send: Callable[[QuickBooks], Any]) -> Any:
         info = activity.info() if activity.in_activity() else None
-        audit = QboAuditLog(
-            realm_id=realm_id,
-            entity=obj.qbo_object_name,
-            operation=operation,
-            request_id=request_id,
-            body=obj.to_json(),
-            workflow_id=info.workflow_id if info else None,
-            activity_attempt=info.attempt if info else None,
-        )
-        with session_scope(self.engine) as session:
-            session.add(audit)
+        entity = obj.qbo_object_name
+        with self.engine.begin() as connection:  # Core: an ORM session per write cost more than the write
+            audit_id = connection.execute(_SENT, {
+                "realm_id": realm_id, "entity": entity, "operation": operation, "request_id": request_id,
+                "body": obj.to_json(), "workflow_id": info.workflow_id if info else None,
+                "activity_attempt": info.attempt if info else None}).inserted_primary_key[0]
         try:
             answer = self.call(realm_id, send)
         except Exception as exc:
-            self._finish_audit(audit, "error", error=str(exc))
+            self._finish_audit(audit_id, entity, operation, "error", error=str(exc))
             raise
         if isinstance(answer, dict):  # void answers with the raw response
-            self._finish_audit(audit, "ok", qbo_id=str(obj.Id), response=json.dumps(answer, default=str))
+            self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(obj.Id),
+                               response=json.dumps(answer, default=str))
         else:
-            self._finish_audit(audit, "ok", qbo_id=str(answer.Id), response=answer.to_json())
+            self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(answer.Id), response=answer.to_json())
         return answer
 
-    def _finish_audit(self, audit: QboAuditLog, status: str, qbo_id: str | None = None,
+    def _finish_audit(self, audit_id: int, entity: str, operation: str, status: str, qbo_id: str | None = None,
                       response: str | None = None, error: str | None = None) -> None:
-        finished = {"status": status, "qbo_id": qbo_id, "response": response, "error": error,
-                    "finished_at": datetime.now(UTC)}
-        metrics.qbo_write(audit.entity, audit.operation, status)
-        with self.engine.begin() as connection:  # an UPDATE by id: no ORM session to read the row back first
-            connection.execute(update(QboAuditLog).where(QboAuditLog.id == audit.id).values(**finished))
+        metrics.qbo_write(entity, operation, status)
+        with self.engine.begin() as connection:
+            connection.execute(_FINISHED, {"audit_id": audit_id, "status": status, "qbo_id": qbo_id,
+                                           "response": response, "error": error, "finished_at": datetime.now(UTC)})

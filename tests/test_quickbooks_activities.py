@@ -16,7 +16,7 @@ from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
 from models.proposals import EnsureCustomerInput, EnsureEstimateInput
 from models.qbo_connection import QboConnection
-from sandbox.qbo.admin import inject_faults, list_objects
+from sandbox.qbo.admin import expire_access_tokens, inject_faults, list_objects
 from tests import factories
 
 ACCOUNT = "acme-austin"
@@ -155,9 +155,33 @@ def test_throttled_request_waits_a_minute_before_retrying(activities: QuickBooks
     assert raised.value.next_retry_delay == timedelta(seconds=60)
 
 
-def test_expired_access_token_is_refreshed_and_the_rotated_token_stored(
-    activities: QuickBooksActivities, engine: Engine, realm_id: str
+def stored_tokens(engine: Engine, realm_id: str) -> tuple[str, str | None]:
+    with Session(engine) as session:
+        stored = session.get(QboConnection, realm_id)
+    assert stored is not None
+    return stored.refresh_token, stored.access_token
+
+
+def test_access_token_qbo_rejects_is_refreshed_and_the_rotated_token_stored(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
 ) -> None:
+    """The worker keeps the access token in memory; when QBO answers 401 it refreshes once and goes on."""
+    run(activities.ensure_customer, customer_input(realm_id))
+    old_refresh, old_access = stored_tokens(engine, realm_id)
+    assert old_access and expire_access_tokens(settings.qbo_api_url, realm_id) == 1
+
+    second = run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Lee", last="Park"))
+
+    new_refresh, new_access = stored_tokens(engine, realm_id)
+    assert new_refresh != old_refresh and new_access != old_access
+    assert [c["Id"] for c in list_objects(settings.qbo_api_url, realm_id, "Customer")
+            if c["DisplayName"] == "Lee Park"] == [second]
+
+
+def test_access_token_past_its_expiry_is_refreshed_before_the_call(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
+) -> None:
+    """A worker starting with a stored token about to expire refreshes it first rather than let QBO refuse it."""
     run(activities.ensure_customer, customer_input(realm_id))
     with Session(engine) as session:
         before = session.get(QboConnection, realm_id)
@@ -166,14 +190,28 @@ def test_expired_access_token_is_refreshed_and_the_rotated_token_stored(
         session.add(before)
         session.commit()
         old_refresh, old_access = before.refresh_token, before.access_token
+    restarted = QuickBooksActivities(QboConnector(settings, engine), engine)
 
-    run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Lee", last="Park"))
+    run(restarted.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Lee", last="Park"))
 
+    new_refresh, new_access = stored_tokens(engine, realm_id)
+    assert new_refresh != old_refresh and new_access != old_access
+
+
+def test_a_company_disconnected_while_its_token_is_kept_is_a_final_error(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
+) -> None:
+    """Once QBO refuses the kept token, the worker looks for the connection again and finds none."""
+    run(activities.ensure_customer, customer_input(realm_id))
     with Session(engine) as session:
-        after = session.get(QboConnection, realm_id)
-    assert after is not None
-    assert after.refresh_token != old_refresh
-    assert after.access_token != old_access
+        session.exec(delete(QboConnection).where(QboConnection.realm_id == realm_id))  # type: ignore[call-overload]
+        session.commit()
+    expire_access_tokens(settings.qbo_api_url, realm_id)
+
+    with pytest.raises(ApplicationError) as raised:
+        run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Lee", last="Park"))
+    assert raised.value.type == "QboNotConnected" and raised.value.non_retryable
+    assert [c["DisplayName"] for c in list_objects(settings.qbo_api_url, realm_id, "Customer")] == ["Dana Whitfield"]
 
 
 def test_tokens_are_encrypted_at_rest(activities: QuickBooksActivities, engine: Engine, realm_id: str) -> None:

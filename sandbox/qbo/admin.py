@@ -19,6 +19,13 @@ def connect_company(api_url: str, realm_id: str) -> str:
     return str(response.json()["refresh_token"])
 
 
+def expire_access_tokens(api_url: str, realm_id: str) -> int:
+    """End the company's access tokens in the sandbox, as an hour passing would; returns how many ended."""
+    response = httpx.post(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/expire-access-tokens", timeout=10)
+    response.raise_for_status()
+    return int(response.json()["expired"])
+
+
 def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/{entity}", timeout=10)
     response.raise_for_status()

@@ -282,6 +282,13 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         sandbox.tokens_saved()
         return {"realm_id": realm_id, "refresh_token": refresh_token}
 
+    @app.post("/admin/companies/{realm_id}/expire-access-tokens")
+    def expire_access_tokens(realm_id: str) -> dict[str, int]:
+        """End the company's access tokens: the next call with one gets QBO's 401 and must refresh."""
+        ended = sandbox.tokens.expire_access(realm_id)
+        sandbox.tokens_saved()
+        return {"expired": ended}
+
     @app.get("/admin/companies/{realm_id}")
     def dump_company(realm_id: str) -> Response:
         """Every object of the company, by entity, and what the limits saw."""

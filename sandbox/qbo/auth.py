@@ -62,3 +62,11 @@ class TokenAuthority:
         with self._lock:
             grant = self._access.get(authorization.removeprefix("Bearer ").strip())
         return grant is not None and grant.realm_id == realm_id and grant.expires_at > time.time()
+
+    def expire_access(self, realm_id: str) -> int:
+        """End every access token of the company now, as its hour running out would; returns how many."""
+        with self._lock:
+            ended = [token for token, grant in self._access.items() if grant.realm_id == realm_id]
+            for token in ended:
+                self._access[token] = _Grant(realm_id, time.time())
+        return len(ended)
