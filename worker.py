@@ -26,6 +26,7 @@ from config.log_format import configure_logging
 from config.settings import Settings, get_settings
 from config.temporal import connect, worker_runtime
 from config.workflow_bytecode import compile_workflow_modules
+from config.workflow_runner import workflow_runner
 from models.db import create_tables, get_engine
 from workflows.ach_settlement import AchSettlementWorkflow
 from workflows.action_plan import ActionPlanWorkflow
@@ -87,6 +88,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
         max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+        workflow_runner=workflow_runner(client.data_converter),
         **options,  # type: ignore[arg-type]
     )
 

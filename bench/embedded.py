@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +16,16 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from bench.noop import NoopWorkflow
 from config.settings import Settings, get_settings
 from config.temporal import DEV_SERVER_SQLITE_ARGS
 from config.workflow_bytecode import compile_workflow_modules
+from config.workflow_runner import workflow_runner
 from models import search_attributes
 from models.db import create_tables, get_engine
 from sandbox.serve import ServerThread, free_port
@@ -33,6 +36,18 @@ class BenchStack:
     env: WorkflowEnvironment
     settings: Settings
     engine: Engine
+
+
+NOOP_QUEUE = "bench-noop"
+
+
+def noop_worker(client: Client, settings: Settings, workflows: Sequence[type],
+                activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
+    """The worker for a no-op ceiling, on NOOP_QUEUE: as many activity slots as the shipped worker and its
+    workflow runner, so the ceiling differs from the real flow only by what the flow does."""
+    return Worker(client, task_queue=NOOP_QUEUE, workflows=list(workflows), activities=list(activities),
+                  max_concurrent_activities=settings.worker_activity_threads,
+                  workflow_runner=workflow_runner(client.data_converter), **options)
 
 
 @contextmanager

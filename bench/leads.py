@@ -35,9 +35,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from bench.embedded import bench_stack, serve_process
+from bench.embedded import NOOP_QUEUE, bench_stack, noop_worker, serve_process
 from bench.histories import Shape, percentile, read_shape, timings
 from bench.noop import NoopWorkflow
 from bench.result import BenchResult, Percentiles, Target, add_json_option, finish, rate, ratio_of
@@ -232,7 +231,7 @@ async def noop_run(client: Client, run: Run, order: list[int], concurrency: int,
     async def start(n: int) -> None:
         async with gate:
             await client.start_workflow(NoopWorkflow.run, ACTIVITIES_PER_DELIVERY * deliveries[n],
-                                        id=f"{prefix}-{n}", task_queue="bench-noop")
+                                        id=f"{prefix}-{n}", task_queue=NOOP_QUEUE)
 
     NOOP_COUNT[0] = 0
     began = time.time()
@@ -405,8 +404,7 @@ async def measure(client: Client, base: Settings, engine: Engine, crm_url: str, 
                     return timed_out(run, engine, allowed, sizes, light_seconds)
                 enrolled_seconds = time.time() - run.started
             run.phase = "no-op"
-            async with Worker(client, task_queue="bench-noop", workflows=[NoopWorkflow], activities=[counted],
-                              activity_executor=executor, max_concurrent_activities=settings.worker_activity_threads):
+            async with noop_worker(client, settings, [NoopWorkflow], [counted], activity_executor=executor):
                 say(f"no-op: {leads} workflows, {ACTIVITIES_PER_DELIVERY} activities per delivery, "
                     f"{concurrency} started at a time ...")
                 noop_seconds = await noop_run(client, run, order, concurrency, deadline)

@@ -21,9 +21,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from bench.embedded import bench_stack, serve_process
+from bench.embedded import NOOP_QUEUE, bench_stack, noop_worker, serve_process
 from bench.noop import NoopTimerWorkflow
 from bench.result import BenchResult, add_json_option, finish, rate, ratio_of
 from config.network import install_network, load_network
@@ -130,8 +129,7 @@ async def measure(crm_url: str, contacts: int, gate: int, deadline: float) -> Be
                 if await until(recorded, contacts, "enrollments waiting", deadline):
                     real_seconds = time.monotonic() - started
                 memory_real, waiting = rss_mib(), recorded()
-            async with Worker(client, task_queue="bench-noop", workflows=[NoopTimerWorkflow], activities=[counted],
-                              activity_executor=executor, max_concurrent_activities=settings.worker_activity_threads):
+            async with noop_worker(client, settings, [NoopTimerWorkflow], [counted], activity_executor=executor):
                 say(f"no-op: {contacts} workflows, {ACTIVITIES_BEFORE_THE_WAIT} activities and a timer each ...")
                 started = time.monotonic()
                 limit = asyncio.Semaphore(gate)
@@ -140,7 +138,7 @@ async def measure(crm_url: str, contacts: int, gate: int, deadline: float) -> Be
                     async with limit:
                         await client.start_workflow(NoopTimerWorkflow.run, args=[ACTIVITIES_BEFORE_THE_WAIT, 7],
                                                     id=f"noop-timer-{n}-{uuid.uuid4().hex[:6]}",
-                                                    task_queue="bench-noop")
+                                                    task_queue=NOOP_QUEUE)
 
                 await asyncio.gather(*(start(n) for n in range(contacts)))
                 if await until(lambda: COUNTED[0], contacts * ACTIVITIES_BEFORE_THE_WAIT, "no-op activities",

@@ -25,9 +25,8 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from bench.embedded import bench_stack
+from bench.embedded import NOOP_QUEUE, bench_stack, noop_worker
 from bench.histories import Shape, percentile, read_shape, timings
 from bench.noop import NoopWorkflow, noop_step
 from bench.result import BenchResult, Percentiles, Target, add_json_option, finish, rate, ratio_of
@@ -170,12 +169,11 @@ async def run(proposals: int = 1000, realms: int = 20, light: int = 40, patience
         env, settings, engine = stack.env, stack.settings, stack.engine
         franchisees = accounts(engine, settings, realms)
         with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
-            async with build_worker(env.client, settings, executor), Worker(
-                    env.client, task_queue="bench-noop", workflows=[NoopWorkflow],
-                    activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
+            async with build_worker(env.client, settings, executor), \
+                    noop_worker(env.client, settings, [NoopWorkflow], [noop_step]):
                 latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
                 noop_ids: list[str] = []
-                noop_seconds = await noop_throughput(env.client, "bench-noop", proposals, noop_ids)
+                noop_seconds = await noop_throughput(env.client, NOOP_QUEUE, proposals, noop_ids)
                 lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
                                                                proposals, deadline)
                 done = completed(engine)

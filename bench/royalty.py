@@ -41,9 +41,8 @@ from sqlmodel import Session, func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
-from bench.embedded import bench_stack
+from bench.embedded import NOOP_QUEUE, bench_stack, noop_worker
 from bench.noop import FanOut, NoopFanOutWorkflow, NoopWorkflow, noop_step
 from bench.result import BenchResult, Percentiles, add_json_option, finish, rate, ratio_of
 from config.network import RoyaltyConfig
@@ -405,9 +404,8 @@ async def run(franchisees: int = 500, payments: int = 40, concurrency: int | Non
         run_id = royalty_run_id(FRANCHISOR, NIGHT)
         noop_seconds, noop_shape = None, Shape()
         with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
-            async with build_worker(env.client, settings, executor), Worker(
-                    env.client, task_queue="bench-noop", workflows=[NoopFanOutWorkflow, NoopWorkflow],
-                    activities=[noop_step], max_concurrent_activities=settings.worker_activity_threads):
+            async with build_worker(env.client, settings, executor), \
+                    noop_worker(env.client, settings, [NoopFanOutWorkflow, NoopWorkflow], [noop_step]):
                 say(f"royalty run of {franchisees} franchisees, {fan_out} at a time ...")
                 real_seconds, result = await real_run(env.client, settings, engine, patience)
                 say(f"  {real_seconds:.1f} s" + ("" if result else " (did not finish)"))
@@ -418,7 +416,7 @@ async def run(franchisees: int = 500, payments: int = 40, concurrency: int | Non
                     noop = FanOut(children=franchisees, concurrency=fan_out, child_steps=child_steps,
                                   steps_before=len(shape.before), steps_after=len(shape.after))
                     say(f"no-op fan-out of the same shape ({noop}) ...")
-                    noop_seconds = await noop_run(env.client, "bench-noop", noop)
+                    noop_seconds = await noop_run(env.client, NOOP_QUEUE, noop)
                     say(f"  {noop_seconds:.1f} s")
                     noop_shape = await read_shape(env.client, NOOP_ID,
                                                   [f"{NOOP_ID}:{n}" for n in range(franchisees)])
