@@ -80,7 +80,7 @@ class QboConnector:
         self._sessions = threading.local()  # requests.Session is not thread-safe: one per activity thread
         self._auth_clients: dict[str, AuthClient] = {}
         # Each company's connection as last read, kept until its access token expires or QBO rejects it:
-        # reading the row and decrypting its tokens on every call was a tenth of a worker's CPU.
+        # reading the row and decrypting its tokens on every call was ~6% of the worker's interpreter (py-spy).
         self._connections: dict[str, QboConnection] = {}
         if settings.qbo_allow_insecure_transport and on_loopback(settings.qbo_api_url):
             # requests-oauthlib refuses plain http; the loopback sandbox speaks nothing else.

@@ -68,5 +68,5 @@ class TokenAuthority:
         with self._lock:
             ended = [token for token, grant in self._access.items() if grant.realm_id == realm_id]
             for token in ended:
-                self._access[token] = _Grant(realm_id, time.time())
+                del self._access[token]
         return len(ended)
