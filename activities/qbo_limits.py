@@ -29,12 +29,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import metrics
+from models.db import dialect_insert
 from models.qbo_limits import QboRealmCall, QboRealmLock
 
 # The activity attempt (run, activity, attempt) a call was last let through for. Keyed, not a flag: the worker
@@ -139,8 +138,7 @@ class RealmLimiter:
             # A no-op write on the company's lock row (a row lock on PostgreSQL, the write lock on SQLite):
             # every admission for this company is serialised from here to the commit.
             if not connection.execute(_TAKE_LOCK, {"realm": realm_id}).rowcount:
-                insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-                connection.execute(insert(QboRealmLock.__table__).values(realm_id=realm_id).on_conflict_do_nothing())
+                connection.execute(dialect_insert(self.engine.dialect.name)(QboRealmLock.__table__).values(realm_id=realm_id).on_conflict_do_nothing())
                 connection.execute(_TAKE_LOCK, {"realm": realm_id})
             windows = _window_bounds(now, limits)
             if random.random() < PRUNE_SHARE:

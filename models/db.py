@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, create_engine
 
 # A worker runs up to `worker_activity_threads` (20) activities at once, each holding a connection: the
@@ -137,6 +139,11 @@ def create_tables(engine: Engine) -> None:
             else:
                 command.upgrade(_alembic(connection), "head")
     check_schema(engine)
+
+
+def dialect_insert(dialect: str) -> Any:
+    """The dialect's INSERT construct, the one with ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.ledger import LedgerActivities
-from models.ledger import LedgerPayment, ProposalRecord
+from models.ledger import LedgerInvoice, LedgerPayment, ProposalRecord
 from models.proposals import PaymentState, ProposalRef, ProposalState, SaveProposalInput, Stage
 from models.reconcile import CursorInput
 from tests import factories
@@ -55,6 +55,37 @@ def test_payment_rows_keep_their_identity_and_record_a_refund(engine: Engine) ->
     assert [(r.amount, r.tip, r.voided) for r in rows] == [(Decimal("100.00"), Decimal("5.00"), None),
                                                            (Decimal("40.00"), Decimal("0.00"), "refund")]
     assert rows[1].voided_at is not None and rows[1].voided_at.replace(tzinfo=UTC) == refunded_at
+
+
+def test_the_invoice_is_kept_as_issued_and_only_its_contact_follows(engine: Engine) -> None:
+    ledger, env = LedgerActivities(engine), ActivityEnvironment()
+    state = state_with_payments()
+    env.run(ledger.save_proposal_record, SaveProposalInput(ref=REF, state=state))
+    with Session(engine) as session:
+        issued = session.get(LedgerInvoice, ("acme-austin", "P-1"))
+        assert issued is not None
+        assert (issued.invoice_id, issued.number, issued.total) == ("9", "1001", Decimal("339.00"))
+        issued_on = issued.issued_on
+        issued.autopay_excluded = True  # staff excluded it from autopay
+        session.add(issued)
+        session.commit()
+    # The proposal edited after the invoice, the contact renamed: the invoice keeps its lines, the contact follows.
+    state.proposal = factories.proposal(number="1001-B")
+    state.contact = factories.contact("C-2", first="Robin")
+    env.run(ledger.save_proposal_record, SaveProposalInput(ref=REF, state=state))
+    with Session(engine) as session:
+        kept = session.get(LedgerInvoice, ("acme-austin", "P-1"))
+        assert kept is not None
+        assert (kept.number, kept.total, kept.issued_on, kept.contact_id, kept.autopay_excluded) == (
+            "1001", Decimal("339.00"), issued_on, "C-2", True)
+    # Another invoice (the first voided in QBO and the job invoiced again) is issued with the proposal as it is.
+    state.invoice_id = "12"
+    env.run(ledger.save_proposal_record, SaveProposalInput(ref=REF, state=state))
+    with Session(engine) as session:
+        again = session.get(LedgerInvoice, ("acme-austin", "P-1"))
+        assert again is not None
+        assert (again.invoice_id, again.number, again.contact_id, again.autopay_excluded) == ("12", "1001-B", "C-2",
+                                                                                              True)
 
 
 def test_the_sync_cursor_only_moves_forward(engine: Engine) -> None:

@@ -1,7 +1,12 @@
 """The QuickBooks activities through the real python-quickbooks client, over HTTP, against the QBO sandbox."""
 
+import http.client
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, text
@@ -153,6 +158,59 @@ def test_throttled_request_waits_a_minute_before_retrying(activities: QuickBooks
     assert raised.value.type == "QboThrottled"
     assert not raised.value.non_retryable
     assert raised.value.next_retry_delay == timedelta(seconds=60)
+
+
+class _ForwardingProxy(BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy that remembers the URL of every request it carried."""
+
+    carried: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        self.carried.append(self.path)
+        target = urlsplit(self.path)  # a proxy is sent the absolute URL
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        upstream = http.client.HTTPConnection(target.netloc, timeout=10)
+        upstream.request(self.command, self.path.removeprefix(f"{target.scheme}://{target.netloc}"), body=body,
+                         headers={k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"})
+        answer = upstream.getresponse()
+        content = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("exempt", [False, True])
+def test_qbo_calls_go_through_the_proxy_the_environment_names_unless_qbo_is_exempt(
+        settings: Settings, engine: Engine, realm_id: str, monkeypatch: pytest.MonkeyPatch, exempt: bool) -> None:
+    """Each connection reads the environment once, not on every call: it must still read it."""
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    _ForwardingProxy.carried = []
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        if exempt:
+            monkeypatch.setenv("no_proxy", "127.0.0.1")
+        activities = QuickBooksActivities(QboConnector(settings, engine), engine)
+        assert run(activities.ensure_customer, customer_input(realm_id))
+        assert run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Robin"))
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    api_calls = [url for url in _ForwardingProxy.carried if f"/company/{realm_id}/" in url]
+    assert len(api_calls) == (0 if exempt else 4)  # each customer: looked up by name, then created
+    monkeypatch.delenv("http_proxy")  # the sandbox's admin client reads it too
+    assert len(list_objects(settings.qbo_api_url, realm_id, "Customer")) == 2
 
 
 def stored_tokens(engine: Engine, realm_id: str) -> tuple[str, str | None]:
