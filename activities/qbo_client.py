@@ -155,7 +155,7 @@ class QboConnector:
         if session is None:
             session = self._sessions.session = requests.Session()
             # What requests reads from the environment for every request (the proxy for QBO's host, a CA bundle,
-            # ~.netrc), read once: every call goes to the one API host, and the per-call read was ~5% of the
+            # .netrc), read once: every call goes to the one API host, and the per-call read was ~5% of the
             # worker's interpreter under load (py-spy, 2026-12-03). The bearer header is the only credential.
             found = session.merge_environment_settings(self.settings.qbo_api_url, {}, None, None, None)
             session.proxies, session.verify, session.trust_env = found["proxies"], found["verify"], False

@@ -138,7 +138,8 @@ class RealmLimiter:
             # A no-op write on the company's lock row (a row lock on PostgreSQL, the write lock on SQLite):
             # every admission for this company is serialised from here to the commit.
             if not connection.execute(_TAKE_LOCK, {"realm": realm_id}).rowcount:
-                connection.execute(dialect_insert(self.engine.dialect.name)(QboRealmLock.__table__).values(realm_id=realm_id).on_conflict_do_nothing())
+                lock_row = dialect_insert(self.engine.dialect.name)(QboRealmLock.__table__).values(realm_id=realm_id)
+                connection.execute(lock_row.on_conflict_do_nothing())
                 connection.execute(_TAKE_LOCK, {"realm": realm_id})
             windows = _window_bounds(now, limits)
             if random.random() < PRUNE_SHARE:
