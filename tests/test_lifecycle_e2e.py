@@ -25,6 +25,7 @@ from sandbox.qbo.admin import list_objects, set_faults
 from sandbox.serve import ServerThread
 from tests import factories
 from tests.e2e import post_event, settled, worker
+from tests.qbo_turns import call_in_turn
 from tests.test_proposal_e2e import replay
 
 LINES = [{"product": "Roof Inspection", "description": "Full roof", "quantity": "1", "unit_price": "149.00"},
@@ -254,9 +255,9 @@ async def test_a_sync_stuck_on_a_qbo_setup_fault_is_visible_and_resumes_once_fix
     qbo = QboConnector(e2e_settings, engine)
 
     def rename(old: str, new: str) -> None:
-        [account] = qbo.call(account_realm, lambda qb: Account.filter(Name=old, qb=qb))
+        [account] = call_in_turn(qbo, account_realm, lambda qb: Account.filter(Name=old, qb=qb))
         account.Name = new
-        qbo.call(account_realm, lambda qb: account.save(qb=qb))
+        call_in_turn(qbo, account_realm, lambda qb: account.save(qb=qb))
 
     rename("Services", "Sales of services")
     crm, contact_id, proposal_id = crm_proposal(e2e_settings, crm_account, "Quinn", "Ade")
