@@ -32,6 +32,7 @@ from models.enrollments import ContactReplied, EnrollmentInput, PreviewInput
 from models.leads import EmailCaptureInput
 from models.ledger import LedgerPayment
 from models.plans import Plan
+from models.proposal_knowledge import event_id
 from models.proposals import (
     CrmPayment,
     PaymentAdded,
@@ -90,7 +91,7 @@ async def _proposal_scenario(client: Client, task_queue: str, name: str, events:
     for event in events[1:]:
         await handle.signal(SIGNALS[type(event)], event)
     for _ in range(100):  # every event handled
-        seen = len((await handle.query(ProposalWorkflow.state)).events_seen) >= len({_event_id(e) for e in events})
+        seen = len((await handle.query(ProposalWorkflow.state)).events_seen) >= len({event_id(e) for e in events})
         if seen and not await handle.query(ProposalWorkflow.busy):
             break
         await asyncio.sleep(0.1)
@@ -100,10 +101,6 @@ async def _proposal_scenario(client: Client, task_queue: str, name: str, events:
     history = await handle.fetch_history()
     path.write_text(history.to_json())
     print(f"recorded {name}: {len(history.events)} events")
-
-
-def _event_id(event: Any) -> str:
-    return str(event.change.event_id if isinstance(event, ProposalEvent) else event.event_id)
 
 
 def _event(event_id: str, stage: Stage = Stage.PROPOSAL, number: str = "1001") -> ProposalEvent:

@@ -17,18 +17,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.quickbooks import QuickBooksActivities
     from models import search_attributes as sa
+    from models.proposal_knowledge import EVENTS_REMEMBERED, absorb, event_id, notice
     from models.proposals import (
         ApplyPaymentInput,
-        CrmContact,
         CrmEvent,
         EnsureCustomerInput,
         EnsureEstimateInput,
         EstimateStatusInput,
         InvoiceFromEstimateInput,
         PaymentAdded,
-        PaymentState,
         PaymentVoided,
-        Proposal,
         ProposalChanged,
         ProposalEvent,
         ProposalInput,
@@ -49,14 +47,6 @@ T = TypeVar("T")
 LIFECYCLE = "proposal-lifecycle"
 UPGRADE_ON_WAKE = "proposal-lifecycle-upgrade"
 KEEP_DEFERRED_OPEN = "keep-open-while-events-are-deferred"
-# Event ids remembered to drop duplicates; older ones are covered by the activities' own idempotency.
-EVENTS_REMEMBERED = 500
-NOTICES_KEPT = 50
-
-
-def _event_id(event: CrmEvent) -> str:
-    return event.change.event_id if isinstance(event, ProposalEvent) else event.event_id
-
 
 @workflow.defn
 class ProposalWorkflow:
@@ -150,83 +140,15 @@ class ProposalWorkflow:
         self._retry_requested, self._busy = False, True
         payments_before = [p.model_dump_json() for p in self._state.payments]
         while self._pending:
-            self._absorb(self._pending.pop(0))
+            moved = absorb(self._state, self._pending.pop(0))
+            if moved is not None:
+                workflow.upsert_search_attributes([sa.STAGE.value_set(moved.value)])
         if [p.model_dump_json() for p in self._state.payments] != payments_before:
             await self._save()  # payments reach the ledger (and royalty) whatever QBO's state
         await self._bring_books_in_line()
         await self._save()
         self._show()
         self._busy = False
-
-    def _absorb(self, event: CrmEvent) -> None:
-        event_id = _event_id(event)
-        s = self._state
-        if event_id in s.events_seen:
-            return
-        s.events_seen = [*s.events_seen, event_id][-EVENTS_REMEMBERED:]
-        if isinstance(event, ProposalEvent):
-            change = event.change
-            self._take_contact(change.contact, change.occurred_at)
-            if change.proposal is not None:
-                self._take_proposal(change.proposal, change.occurred_at)
-            self._take_stage(event.stage, change.occurred_at)
-        elif isinstance(event, ProposalChanged):
-            self._take_contact(event.contact, event.occurred_at)
-            self._take_proposal(event.proposal, event.occurred_at)
-        elif isinstance(event, PaymentAdded):
-            self._take_contact(event.contact, event.occurred_at)
-            self._take_payment(PaymentState(payment=event.payment))
-        elif isinstance(event, PaymentVoided):
-            self._take_contact(event.contact, event.occurred_at)
-            self._take_payment(PaymentState(payment=event.payment, voided=event.kind, voided_at=event.occurred_at))
-        else:
-            self._take_contact(event.contact, event.occurred_at)
-            self._take_proposal(event.proposal, event.occurred_at)
-            if event.stage is not None:
-                self._take_stage(event.stage, event.stage_at or event.occurred_at)
-            for payment in event.payments:
-                voided = payment.id in event.voided_payment_ids
-                self._take_payment(PaymentState(payment=payment, voided="void" if voided else None,
-                                                voided_at=event.occurred_at if voided else None))
-
-    def _take_contact(self, contact: CrmContact, at: Any) -> None:
-        s = self._state
-        if s.contact_at is None or at >= s.contact_at:
-            s.contact, s.contact_at = contact, at
-
-    def _take_proposal(self, proposal: Proposal, at: Any) -> None:
-        s = self._state
-        if s.proposal_at is not None and at < s.proposal_at:
-            return  # an older edit arriving late
-        if proposal != s.proposal:
-            if s.invoice_id is not None:
-                self._notice(f"proposal {proposal.number} changed after invoice {s.invoice_id}: the invoice "
-                             f"keeps its lines")
-            s.proposal, s.proposal_version = proposal, s.proposal_version + 1
-        s.proposal_at = at
-
-    def _take_stage(self, stage: Stage, at: Any) -> None:
-        s = self._state
-        if s.stage_at is not None and at < s.stage_at:
-            return  # an older step change arriving late
-        if s.invoice_id is not None and stage != Stage.JOB_COMPLETE:
-            self._notice(f"moved to {stage.value} after invoice {s.invoice_id}: the invoice stands; void it in "
-                         f"QBO if the job is cancelled")
-            return
-        if stage != s.stage:
-            workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
-        s.stage, s.stage_at = stage, at
-
-    def _take_payment(self, news: PaymentState) -> None:
-        held = self._state.payment(news.payment.id)
-        if held is None:
-            self._state.payments.append(news)
-        elif news.voided and not held.voided:
-            held.voided, held.voided_at = news.voided, news.voided_at
-
-    def _notice(self, text: str) -> None:
-        if text not in self._state.notices:
-            self._state.notices = [*self._state.notices, text][-NOTICES_KEPT:]
 
     # -- the books -------------------------------------------------------------------------------------
     async def _bring_books_in_line(self) -> None:
@@ -277,7 +199,7 @@ class ProposalWorkflow:
             if outcome is not None:
                 s.estimate_version = s.proposal_version
                 if outcome == "closed":
-                    self._notice(f"estimate {s.estimate_id} is closed in QBO: proposal changes not applied")
+                    notice(self._state, f"estimate {s.estimate_id} is closed in QBO: proposal changes not applied")
 
     async def _payments(self) -> None:
         """Record each payment as an unapplied payment; void the ones the CRM voided or refunded."""
@@ -324,7 +246,7 @@ class ProposalWorkflow:
                                   payment_id=held.qbo_id, invoice_id=s.invoice_id),
                 f"Apply QBO payment {held.qbo_id} to invoice {s.invoice_id}"))
             if held.applied is not None and held.applied < held.payment.total:
-                self._notice(f"payment {held.payment.id}: {held.payment.total - held.applied} stays unapplied "
+                notice(self._state, f"payment {held.payment.id}: {held.payment.total - held.applied} stays unapplied "
                              f"(more than the invoice's balance)")
 
     async def _estimate_status(self) -> None:
@@ -342,7 +264,7 @@ class ProposalWorkflow:
         if status is not None:
             s.estimate_status = wanted
         if s.stage == Stage.LOST and s.unapplied_total > 0:
-            self._notice(f"proposal lost with {s.unapplied_total} of payments unapplied in QBO")
+            notice(self._state, f"proposal lost with {s.unapplied_total} of payments unapplied in QBO")
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _qbo(self, activity: Callable[..., T], arg: Any, summary: str) -> Callable[[], Awaitable[T]]:
@@ -416,20 +338,20 @@ class ProposalWorkflow:
                 workflow.continue_as_new(input.model_copy(update={"carried": self._state}))
 
     async def _first_version_handle(self, event: CrmEvent) -> None:
-        event_id = _event_id(event)
-        if event_id in self._state.events_seen:
-            workflow.logger.info("Duplicate CRM event %s ignored", event_id)
+        seen = event_id(event)
+        if seen in self._state.events_seen:
+            workflow.logger.info("Duplicate CRM event %s ignored", seen)
             return
         try:
             if isinstance(event, ProposalEvent) and event.stage == Stage.PROPOSAL:
                 await self._first_version_proposal_stage(event)
             else:
                 self._state.deferred_events.append(event)
-                workflow.logger.warning("Event %s (%s) kept for a later version", event_id, type(event).__name__)
+                workflow.logger.warning("Event %s (%s) kept for a later version", seen, type(event).__name__)
         except ActivityError as error:
-            self._state.failed_events.append(f"{event_id}: {error.cause or error}")
-            workflow.logger.error("Event %s failed: %s", event_id, error.cause or error)
-        self._state.events_seen = [*self._state.events_seen, event_id][-EVENTS_REMEMBERED:]
+            self._state.failed_events.append(f"{seen}: {error.cause or error}")
+            workflow.logger.error("Event %s failed: %s", seen, error.cause or error)
+        self._state.events_seen = [*self._state.events_seen, seen][-EVENTS_REMEMBERED:]
 
     async def _first_version_proposal_stage(self, event: ProposalEvent) -> None:
         change = event.change

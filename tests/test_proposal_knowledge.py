@@ -1,0 +1,48 @@
+"""Folding CRM events into what a proposal's workflow knows, alone: what each event changes, what it leaves,
+and which stage moves the workflow shows on its search attribute."""
+
+from models.proposal_knowledge import absorb
+from models.proposals import ProposalState, Stage
+from tests import factories
+
+
+def test_each_stage_move_is_reported_once_and_a_repeat_is_not() -> None:
+    state = ProposalState()
+    assert absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0)) == Stage.PROPOSAL
+    assert absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0)) is None  # the same event again
+    assert absorb(state, factories.stage("evt-2", Stage.PROPOSAL, 5)) is None  # same stage, later
+    assert absorb(state, factories.stage("evt-3", Stage.JOB_COMPLETE, 10)) == Stage.JOB_COMPLETE
+    assert state.stage == Stage.JOB_COMPLETE and state.events_seen == ["evt-1", "evt-2", "evt-3"]
+
+
+def test_an_older_step_change_arriving_late_changes_nothing() -> None:
+    state = ProposalState()
+    absorb(state, factories.stage("evt-2", Stage.JOB_COMPLETE, 10))
+    assert absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0)) is None
+    assert state.stage == Stage.JOB_COMPLETE
+
+
+def test_a_stage_after_the_invoice_is_a_notice_not_a_move() -> None:
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.JOB_COMPLETE, 0))
+    state.invoice_id = "130"  # the workflow wrote the invoice
+    assert absorb(state, factories.stage("evt-2", Stage.LOST, 5)) is None
+    assert state.stage == Stage.JOB_COMPLETE
+    assert state.notices == ["moved to lost after invoice 130: the invoice stands; void it in QBO if the job is "
+                             "cancelled"]
+
+
+def test_edits_count_versions_and_a_late_one_is_ignored() -> None:
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0))
+    absorb(state, factories.edited("evt-3", 20, "99.00"))
+    absorb(state, factories.edited("evt-2", 10, "120.00"))  # older than the edit already taken
+    assert state.proposal == factories.priced("99.00") and state.proposal_version == 2
+
+
+def test_a_void_that_overtakes_its_payment_keeps_the_void() -> None:
+    state = ProposalState()
+    absorb(state, factories.voided("evt-2", "pay-1", "50.00", 10))
+    absorb(state, factories.paid("evt-1", "pay-1", "50.00", 5))
+    [held] = state.payments
+    assert held.voided == "refund" and held.unapplied == 0
