@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -80,17 +81,20 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         *ProposalFeedActivities(client, settings, engine).activities(),
         *LeadActivities(settings, engine).activities(),
     ]
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities,
-        activity_executor=executor,
-        max_concurrent_activities=settings.worker_activity_threads,
-        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
-        workflow_runner=workflow_runner(client.data_converter),
-        **options,  # type: ignore[arg-type]
-    )
+    with warnings.catch_warnings():
+        # More slots than threads is the point (settings.worker_activity_slots): the SDK warns of it.
+        warnings.filterwarnings("ignore", message="Worker max_concurrent_activities is")
+        return Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=activities,
+            activity_executor=executor,
+            max_concurrent_activities=settings.activity_slots,
+            max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+            workflow_runner=workflow_runner(client.data_converter),
+            **options,  # type: ignore[arg-type]
+        )
 
 
 async def main() -> None:

@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 from bench.noop import NoopWorkflow
 from config.settings import Settings, get_settings
-from config.temporal import DEV_SERVER_SQLITE_ARGS
+from config.temporal import DEV_SERVER_ARGS
 from config.workflow_bytecode import compile_workflow_modules
 from config.workflow_runner import workflow_runner
 from models import search_attributes
@@ -46,7 +46,7 @@ def noop_worker(client: Client, settings: Settings, workflows: Sequence[type],
     """The worker for a no-op ceiling, on NOOP_QUEUE: as many activity slots as the shipped worker and its
     workflow runner, so the ceiling differs from the real flow only by what the flow does."""
     return Worker(client, task_queue=NOOP_QUEUE, workflows=list(workflows), activities=list(activities),
-                  max_concurrent_activities=settings.worker_activity_threads,
+                  max_concurrent_activities=settings.activity_slots,
                   workflow_runner=workflow_runner(client.data_converter), **options)
 
 
@@ -98,7 +98,7 @@ async def bench_stack(qbo_app: Any | None = None) -> AsyncIterator[BenchStack]:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(base.temporal_cli), data_converter=pydantic_data_converter,
             search_attributes=search_attributes.ALL, dev_server_log_level="error",
-            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db"), *DEV_SERVER_SQLITE_ARGS],
+            dev_server_extra_args=["--db-filename", str(Path(tmp) / "temporal.db"), *DEV_SERVER_ARGS],
         ) as env:
             settings = base.model_copy(update={
                 "data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/ledgerflow.db",

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     temporal_test_server: Path = _VENV_BIN / "temporal-test-server"
     task_queue: str = "ledgerflow"
     worker_activity_threads: int = 20
+    # Activity tasks a worker takes at once: it runs `worker_activity_threads` of them at a time and the rest wait
+    # in the worker. Temporal hands a workflow's next activity straight back to the worker that completed the
+    # workflow task (eager dispatch) only when that worker has a free slot: with slots = threads, every slot was
+    # taken under load and each activity went through Temporal's task queue instead, written to its database and
+    # read back (server CPU per 8-activity workflow 107 against 62 ms, bench/README.md). Bounded, so a task
+    # waits seconds, not minutes, of its start-to-close time in the worker.
+    worker_activity_slots: int = 100
     # Workflow tasks are pure Python on one interpreter lock: more at once only slows each (the SDK's default of
     # 100 made a burst of new runs take over 5 s a task, past Temporal's 10 s task timeout, and retry).
     worker_workflow_tasks: int = 10
@@ -196,6 +203,11 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def activity_slots(self) -> int:
+        """The worker's activity slots: never fewer than its threads, which would leave threads idle."""
+        return max(self.worker_activity_slots, self.worker_activity_threads)
 
 
 @lru_cache

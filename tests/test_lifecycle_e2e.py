@@ -177,6 +177,33 @@ async def test_shuffled_and_duplicated_deliveries_give_the_same_books(
     assert len(books.live_payments()) == 2
 
 
+async def test_activities_waiting_in_the_worker_for_a_thread_still_book_everything_once(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, api: ServerThread
+) -> None:
+    """The worker takes more activity tasks than it has threads (so Temporal can hand them over eagerly): with
+    one thread and six slots, three proposals' activities queue in the worker, and every book is still right."""
+    settings = e2e_settings.model_copy(update={"worker_activity_threads": 1, "worker_activity_slots": 6})
+    proposal_ids = [f"P-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    with ThreadPoolExecutor(max_workers=settings.worker_activity_threads) as executor:
+        async with worker(dev_env, settings, executor):
+            for event in [e for events in zip(*map(scenario, proposal_ids), strict=True) for e in events]:
+                await post_event(api.url, settings, event)
+            for proposal_id in proposal_ids:
+                await settled(dev_env.client, "acme-austin", proposal_id, lambda s: s.invoice_id and all(
+                    p.applied is not None or p.voided for p in s.payments), seconds=120)
+
+    books = Books.read(settings, account_realm)
+    assert len(books.customers) == 1  # the scenario's one contact
+    for proposal_id in proposal_ids:
+        [estimate] = [e for e in books.estimates if e["DocNumber"] == proposal_id]
+        [invoice] = [i for i in books.invoices if i["DocNumber"] == proposal_id]
+        assert invoice["LinkedTxn"][0] == {"TxnId": estimate["Id"], "TxnType": "Estimate"}
+        assert Decimal(str(invoice["Balance"])) == Decimal("289.00") - Decimal("189.00")
+        paid = [p for p in books.live_payments() if p["PaymentRefNum"].startswith(proposal_id)]
+        assert sorted(Decimal(str(p["TotalAmt"])) for p in paid) == [Decimal("89.00"), Decimal("100.00")]
+        assert all(Decimal(str(p["UnappliedAmt"])) == 0 for p in paid)
+
+
 async def test_a_lost_proposal_rejects_its_estimate_and_keeps_its_payment_unapplied(
     dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, crm_account: str
 ) -> None:
