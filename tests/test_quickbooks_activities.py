@@ -1,6 +1,7 @@
 """The QuickBooks activities through the real python-quickbooks client, over HTTP, against the QBO sandbox."""
 
 import http.client
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,13 +10,15 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import pytest
+from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from quickbooks.objects.estimate import Estimate
 from sqlalchemy import Engine, text
 from sqlmodel import Session, delete, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.qbo_client import QboConnector
-from activities.quickbooks import QuickBooksActivities, qbo_string
+from activities.qbo_client import QboConnector, qbo_json
+from activities.quickbooks import QuickBooksActivities, qbo_string, ref
 from config.settings import Settings
 from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
@@ -129,6 +132,37 @@ def test_estimate_has_the_proposal_number_lines_and_exact_total(
     assert [(line["Description"], Decimal(str(line["Amount"]))) for line in item_lines] == [
         ("Gutter cleaning", Decimal("289.00")), ("Downspout flush", Decimal("50.00"))]
     assert estimate["TxnStatus"] == "Pending"
+
+
+def test_the_audit_holds_the_body_qbo_got_and_its_answer(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str
+) -> None:
+    """Each write is encoded once, compactly, for the audit and the request alike: what QBO stored is what the
+    audit says was sent, amounts exact to the cent, and the answer is QBO's object."""
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+    estimate_id = run(activities.ensure_estimate, EnsureEstimateInput(
+        account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, proposal=factories.proposal()))
+
+    [row] = [r for r in audit_rows(engine, realm_id) if r.entity == "Estimate"]
+    sent, answer = json.loads(row.body), json.loads(row.response or "")
+    [stored] = list_objects(settings.qbo_api_url, realm_id, "Estimate")
+    assert (row.status, row.operation, row.qbo_id, answer["Id"]) == ("ok", "create", estimate_id, estimate_id)
+    assert sent["DocNumber"] == stored["DocNumber"] == answer["DocNumber"] == "1001"
+    assert [(line["Description"], line["Amount"]) for line in sent["Line"]] == [
+        ("Gutter cleaning", "289.00"), ("Downspout flush", "50.00")]  # Decimals as strings: exact
+    assert Decimal(str(answer["TotalAmt"])) == Decimal(str(stored["TotalAmt"])) == Decimal("339.00")
+    assert "\n" not in row.body
+
+
+def test_qbo_json_is_python_quickbooks_json_without_the_indentation() -> None:
+    estimate = Estimate()
+    estimate.DocNumber, estimate.CustomerRef = "1001", ref("7", "Customer")
+    line = SalesItemLine()
+    line.Amount, line.SalesItemLineDetail = Decimal("16.665"), SalesItemLineDetail()
+    line.SalesItemLineDetail.Qty = Decimal(3)
+    estimate.Line = [line]
+    assert json.loads(qbo_json(estimate)) == json.loads(estimate.to_json())
+    assert json.loads(qbo_json(estimate))["Line"][0]["Amount"] == "16.665"
 
 
 def test_estimate_for_unknown_customer_is_a_final_error(activities: QuickBooksActivities, realm_id: str) -> None:
