@@ -63,10 +63,15 @@ def qbo_json(obj: Any) -> str:
     return json.dumps(obj, cls=DecimalEncoder, default=obj.json_filter(), sort_keys=True)
 
 
+def _is_update(obj: Any) -> bool:
+    """Whether saving `obj` updates an object QBO has, by python-quickbooks' own rule for choosing the endpoint."""
+    return bool(getattr(obj, "Id", None)) and int(obj.Id) > 0
+
+
 def _save(qb: QuickBooks, obj: Any, body: str, request_id: str, params: dict[str, str] | None) -> Any:
     """`obj.save(qb=qb, request_id=request_id, params=params)` sending `body`, already encoded, instead of
     encoding the object again."""
-    send = qb.update_object if obj.Id and int(obj.Id) > 0 else qb.create_object
+    send = qb.update_object if _is_update(obj) else qb.create_object
     answer = send(obj.qbo_object_name, body, request_id=request_id, params=params)
     saved = type(obj).from_json(answer[obj.qbo_json_object_name or obj.qbo_object_name])
     obj.Id = saved.Id
@@ -216,7 +221,7 @@ class QboConnector:
     def audited_save(self, realm_id: str, obj: Any, request_id: str, params: dict[str, str] | None = None) -> Any:
         """Save a python-quickbooks object with a requestid; the body is in the audit log before it is sent,
         and QBO's answer after."""
-        operation = "update" if getattr(obj, "Id", None) else "create"
+        operation = "update" if _is_update(obj) else "create"  # the audit names the endpoint _save uses
         body = qbo_json(obj)
         return self._audited(realm_id, obj, operation, request_id, body,
                              lambda qb: _save(qb, obj, body, request_id, params))

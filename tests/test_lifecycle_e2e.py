@@ -63,6 +63,13 @@ class Books:
     def live_payments(self) -> list[dict[str, Any]]:
         return [p for p in self.payments if Decimal(str(p["TotalAmt"])) > 0]
 
+    def of(self, proposal_id: str) -> "Books":
+        """One `scenario` proposal's objects, when the company holds several of one customer's: its estimate and
+        invoice carry its number, its payments' references start with its id."""
+        return Books(self.customers, [e for e in self.estimates if e["DocNumber"] == proposal_id],
+                     [i for i in self.invoices if i["DocNumber"] == proposal_id],
+                     [p for p in self.payments if p["PaymentRefNum"].startswith(proposal_id)])
+
 
 def crm_proposal(settings: Settings, account: str, first: str, last: str) -> tuple[CrmSandboxAdmin, str, str]:
     """Staff's first steps in the CRM: a contact and a proposal with LINES. The admin, contact id, proposal id."""
@@ -195,13 +202,10 @@ async def test_activities_waiting_in_the_worker_for_a_thread_still_book_everythi
     books = Books.read(settings, account_realm)
     assert len(books.customers) == 1  # the scenario's one contact
     for proposal_id in proposal_ids:
-        [estimate] = [e for e in books.estimates if e["DocNumber"] == proposal_id]
-        [invoice] = [i for i in books.invoices if i["DocNumber"] == proposal_id]
-        assert invoice["LinkedTxn"][0] == {"TxnId": estimate["Id"], "TxnType": "Estimate"}
-        assert Decimal(str(invoice["Balance"])) == Decimal("289.00") - Decimal("189.00")
-        paid = [p for p in books.live_payments() if p["PaymentRefNum"].startswith(proposal_id)]
-        assert sorted(Decimal(str(p["TotalAmt"])) for p in paid) == [Decimal("89.00"), Decimal("100.00")]
-        assert all(Decimal(str(p["UnappliedAmt"])) == 0 for p in paid)
+        proposal_books = books.of(proposal_id)
+        proposal_books.assert_invoiced(total=Decimal("289.00"), paid=Decimal("189.00"))
+        assert sorted(Decimal(str(p["TotalAmt"])) for p in proposal_books.live_payments()) == [
+            Decimal("89.00"), Decimal("100.00")]
 
 
 async def test_a_lost_proposal_rejects_its_estimate_and_keeps_its_payment_unapplied(
