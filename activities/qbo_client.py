@@ -18,9 +18,11 @@ from sqlalchemy import Engine, bindparam, insert, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from urllib3.exceptions import HTTPError
 
 from activities import metrics
 from activities.qbo_limits import RealmLimiter, RealmLimits
+from activities.qbo_transport import QboTransport
 from config.settings import Settings, on_loopback
 from models.audit import QboAuditLog
 from models.qbo_connection import QboConnection
@@ -35,25 +37,26 @@ _FINISHED = update(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
 
 class _QuickBooks(QuickBooks):
     """python-quickbooks pointed at a configurable base URL, with a timeout it does not have by itself, sending
-    through a session the connector keeps per thread. By itself it makes an OAuth2Session for every client, so
-    every call opened a new connection to QBO (a TCP and TLS handshake each) and built a session to throw away."""
+    through the connector's transport. By itself it makes an OAuth2Session for every client, so every call
+    opened a new connection to QBO (a TCP and TLS handshake each) and built a session to throw away."""
 
     base_url = ""
     timeout_seconds = 30.0
     access_token = ""
+    transport: QboTransport
 
     @property
     def api_url(self) -> str:
         return self.base_url
 
     def _start_session(self) -> str:
-        return self.refresh_token  # the connector sets `session` and `access_token`
+        return self.refresh_token  # the connector sets `transport` and `access_token`
 
     def process_request(self, request_type: str, url: str, headers: Any = "", params: Any = "",
                         data: Any = "") -> Any:
         headers.update({"Authorization": "Bearer " + self.access_token})
-        return self.session.request(request_type, url, headers=headers, params=params, data=data,
-                                    timeout=self.timeout_seconds)
+        return self.transport.request(request_type, url, headers=headers, params=params, data=data,
+                                      timeout=self.timeout_seconds)
 
 
 def qbo_json(obj: Any) -> str:
@@ -100,7 +103,7 @@ class QboConnector:
         lease = timedelta(seconds=settings.qbo_http_timeout_seconds + 5)
         self.limiter = limiter or RealmLimiter(engine, RealmLimits(lease=lease))
         self._refresh_lock = threading.Lock()
-        self._sessions = threading.local()  # requests.Session is not thread-safe: one per activity thread
+        self.transport = QboTransport(settings.qbo_api_url, connections=settings.worker_activity_threads)
         self._auth_clients: dict[str, AuthClient] = {}
         # Each company's connection as last read, kept until its access token expires or QBO rejects it:
         # reading the row and decrypting its tokens on every call was ~6% of the worker's interpreter (py-spy).
@@ -172,23 +175,11 @@ class QboConnector:
             session.commit()
             return conn
 
-    def _http(self) -> requests.Session:
-        """This thread's session: its connections to QBO are kept alive from one call to the next."""
-        session: requests.Session | None = getattr(self._sessions, "session", None)
-        if session is None:
-            session = self._sessions.session = requests.Session()
-            # What requests reads from the environment for every request (the proxy for QBO's host, a CA bundle,
-            # .netrc), read once: every call goes to the one API host, and the per-call read was ~5% of the
-            # worker's interpreter under load (py-spy, 2026-12-03). The bearer header is the only credential.
-            found = session.merge_environment_settings(self.settings.qbo_api_url, {}, None, None, None)
-            session.proxies, session.verify, session.trust_env = found["proxies"], found["verify"], False
-        return session
-
     def _client(self, realm_id: str, conn: QboConnection) -> QuickBooks:
         auth = self._auth_client(realm_id)
         qb = _QuickBooks(auth_client=auth, refresh_token=conn.refresh_token, company_id=realm_id,
                          minorversion=self.settings.qbo_minor_version, use_decimal=True)
-        qb.session, qb.access_token = self._http(), conn.access_token or ""
+        qb.transport, qb.access_token = self.transport, conn.access_token or ""
         qb.base_url = self.settings.qbo_api_url.rstrip("/")
         qb.timeout_seconds = self.settings.qbo_http_timeout_seconds
         return qb
@@ -210,7 +201,8 @@ class QboConnector:
                 return self._limited(realm_id, fresh, fn)
         except QuickbooksException as exc:
             raise qbo_error(exc, timedelta(seconds=self.settings.qbo_throttle_retry_seconds)) from exc
-        except requests.RequestException as exc:  # timeouts, refused connections: QBO may be back soon
+        # Timeouts, refused connections (ours, or requests' in a token refresh): QBO may be back soon.
+        except (HTTPError, requests.RequestException) as exc:
             raise ApplicationError(f"QBO unreachable: {exc.__class__.__name__}: {exc}",
                                    type="QboUnreachable") from exc
 

@@ -1,7 +1,9 @@
 """The QuickBooks activities through the real python-quickbooks client, over HTTP, against the QBO sandbox."""
 
+import base64
 import http.client
 import json
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +26,7 @@ from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
 from models.proposals import EnsureCustomerInput, EnsureEstimateInput
 from models.qbo_connection import QboConnection
+from models.qbo_limits import QboRealmCall
 from sandbox.qbo.admin import expire_access_tokens, inject_faults, list_objects
 from tests import factories
 
@@ -194,13 +197,36 @@ def test_throttled_request_waits_a_minute_before_retrying(activities: QuickBooks
     assert raised.value.next_retry_delay == timedelta(seconds=60)
 
 
+@pytest.mark.parametrize("qbo", ["refusing connections", "never answering"])
+def test_qbo_out_of_reach_is_a_retryable_error_that_holds_no_slot(settings: Settings, engine: Engine,
+                                                                  realm_id: str, qbo: str) -> None:
+    """A refused connection and an answer that never comes (our HTTP timeout ends the wait) are outages: the
+    activity is retried, nothing is made, and the company's limiter is not left counting the call in flight."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        if qbo == "never answering":
+            server.listen(8)  # the kernel accepts; nobody reads or answers
+        away = settings.model_copy(update={"qbo_api_url": f"http://127.0.0.1:{server.getsockname()[1]}/v3",
+                                           "qbo_http_timeout_seconds": 0.5})
+        with pytest.raises(ApplicationError) as raised:
+            run(QuickBooksActivities(QboConnector(away, engine), engine).ensure_customer, customer_input(realm_id))
+    assert raised.value.type == "QboUnreachable" and not raised.value.non_retryable
+    with Session(engine) as session:
+        assert session.exec(select(QboRealmCall).where(QboRealmCall.realm_id == realm_id,
+                                                       QboRealmCall.finished_at == None)).all() == []  # noqa: E711
+    assert list_objects(settings.qbo_api_url, realm_id, "Customer") == []
+
+
 class _ForwardingProxy(BaseHTTPRequestHandler):
-    """A plain-HTTP forward proxy that remembers the URL of every request it carried."""
+    """A plain-HTTP forward proxy that remembers the URL of every request it carried and the credentials it
+    was shown."""
 
     carried: ClassVar[list[str]] = []
+    credentials: ClassVar[list[str | None]] = []
 
     def _forward(self) -> None:
         self.carried.append(self.path)
+        self.credentials.append(self.headers.get("Proxy-Authorization"))
         target = urlsplit(self.path)  # a proxy is sent the absolute URL
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         upstream = http.client.HTTPConnection(target.netloc, timeout=10)
@@ -225,14 +251,15 @@ class _ForwardingProxy(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("exempt", [False, True])
 def test_qbo_calls_go_through_the_proxy_the_environment_names_unless_qbo_is_exempt(
         settings: Settings, engine: Engine, realm_id: str, monkeypatch: pytest.MonkeyPatch, exempt: bool) -> None:
-    """Each connection reads the environment once, not on every call: it must still read it."""
+    """The transport reads the environment once, not on every call: it must still read it, credentials
+    included."""
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardingProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    _ForwardingProxy.carried = []
+    _ForwardingProxy.carried, _ForwardingProxy.credentials = [], []
     try:
         for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.setenv("http_proxy", f"http://ledger:s%40cret@127.0.0.1:{proxy.server_address[1]}")
         if exempt:
             monkeypatch.setenv("no_proxy", "127.0.0.1")
         activities = QuickBooksActivities(QboConnector(settings, engine), engine)
@@ -241,8 +268,11 @@ def test_qbo_calls_go_through_the_proxy_the_environment_names_unless_qbo_is_exem
     finally:
         proxy.shutdown()
         proxy.server_close()
-    api_calls = [url for url in _ForwardingProxy.carried if f"/company/{realm_id}/" in url]
+    api_calls = [(url, shown) for url, shown in zip(_ForwardingProxy.carried, _ForwardingProxy.credentials,
+                                                      strict=True) if f"/company/{realm_id}/" in url]
     assert len(api_calls) == (0 if exempt else 4)  # each customer: looked up by name, then created
+    basic = "Basic " + base64.b64encode(b"ledger:s@cret").decode()
+    assert all(shown == basic for _, shown in api_calls)
     monkeypatch.delenv("http_proxy")  # the sandbox's admin client reads it too
     assert len(list_objects(settings.qbo_api_url, realm_id, "Customer")) == 2
 

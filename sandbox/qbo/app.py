@@ -195,7 +195,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
     def _query(company: Company, statement: str) -> dict[str, Any]:
         parsed = query.parse(statement)
         parsed.entity = canonical_entity(parsed.entity)
-        return query.run(parsed, company.all(parsed.entity))
+        return company.select(parsed.entity, lambda objects: query.run(parsed, objects))
 
     @app.get("/v3/company/{realm_id}/cdc")
     async def change_data_capture(realm_id: str, entities: str, changedSince: str,
