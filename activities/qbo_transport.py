@@ -18,6 +18,7 @@ from activities.tls import TLS
 # What requests sends unless told otherwise; QBO compresses its answers when asked.
 DEFAULT_HEADERS = {"Accept-Encoding": "gzip, deflate"}
 
+
 @dataclass(frozen=True)
 class QboAnswer:
     """What python-quickbooks reads of a response."""
@@ -28,7 +29,7 @@ class QboAnswer:
 
 class QboTransport:
     def __init__(self, base_url: str, connections: int) -> None:
-        """`connections` kept open to QBO's host: one for each activity thread calls at once."""
+        """`connections` kept open to QBO's host: one for each activity thread that may call at once."""
         found = requests.Session().merge_environment_settings(base_url, {}, None, None, None)
         verify = found["verify"]
         # requests' default CA bundle is certifi's, which TLS trusts; REQUESTS_CA_BUNDLE names another.
