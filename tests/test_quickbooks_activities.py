@@ -15,7 +15,7 @@ import pytest
 from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.estimate import Estimate
 from sqlalchemy import Engine, text
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -213,7 +213,7 @@ def test_qbo_out_of_reach_is_a_retryable_error_that_holds_no_slot(settings: Sett
     assert raised.value.type == "QboUnreachable" and not raised.value.non_retryable
     with Session(engine) as session:
         assert session.exec(select(QboRealmCall).where(QboRealmCall.realm_id == realm_id,
-                                                       QboRealmCall.finished_at == None)).all() == []  # noqa: E711
+                                                       col(QboRealmCall.finished_at).is_(None))).all() == []
     assert list_objects(settings.qbo_api_url, realm_id, "Customer") == []
 
 

@@ -173,8 +173,7 @@ class Company:
 
     # -- reading -------------------------------------------------------------------------------------
     def all(self, entity: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [copy.deepcopy(o) for o in self.objects[entity].values()]
+        return self.select(entity, list)
 
     def select(self, entity: str, pick: Callable[[list[dict[str, Any]]], T]) -> T:
         """A copy of what `pick` takes from the entity's objects as stored, read under the lock: a query copies
