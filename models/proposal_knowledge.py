@@ -1,5 +1,6 @@
 """How CRM events fold into what a proposal's workflow knows: the newest contact, lines and stage by the CRM's
-own times, every payment and every void, each event once. Pure functions of the state and the event, so a
+own times (the lines as they stood when the job was complete, once it is), every payment and every void, each
+event once. Pure functions of the state and the event, so a
 replay folds the same way; they live here, not in the workflow class, because the workflow sandbox runs the
 workflow's module afresh for every workflow while `models` is loaded once and passed through."""
 
@@ -36,19 +37,24 @@ def _remember(state: ProposalState, event: CrmEvent) -> bool:
     return True
 
 
-def absorb(state: ProposalState, event: CrmEvent) -> Stage | None:
-    """Take in one event, once; the stage the proposal moved to, if it moved (the workflow shows it)."""
+def absorb(state: ProposalState, event: CrmEvent, bill_as_completed: bool = True) -> Stage | None:
+    """Take in one event, once; the stage the proposal moved to, if it moved (the workflow shows it).
+
+    With `bill_as_completed`, lines the CRM changed after the job was complete are a notice, not a change, so
+    the invoice bills what was completed whether the edit reaches us before or after the invoice is written.
+    Runs recorded before that rule pass False and fold as they did."""
     if not _remember(state, event):
         return None
     if isinstance(event, ProposalEvent):
         change = event.change
         _take_contact(state, change.contact, change.occurred_at)
+        moved = _take_stage(state, event.stage, change.occurred_at, bill_as_completed)
         if change.proposal is not None:
-            _take_proposal(state, change.proposal, change.occurred_at)
-        return _take_stage(state, event.stage, change.occurred_at)
+            _take_proposal(state, change.proposal, change.occurred_at, bill_as_completed)
+        return moved
     if isinstance(event, ProposalChanged):
         _take_contact(state, event.contact, event.occurred_at)
-        _take_proposal(state, event.proposal, event.occurred_at)
+        _take_proposal(state, event.proposal, event.occurred_at, bill_as_completed)
         return None
     if isinstance(event, PaymentAdded):
         _take_contact(state, event.contact, event.occurred_at)
@@ -59,8 +65,10 @@ def absorb(state: ProposalState, event: CrmEvent) -> Stage | None:
         _take_payment(state, PaymentState(payment=event.payment, voided=event.kind, voided_at=event.occurred_at))
         return None
     _take_contact(state, event.contact, event.occurred_at)
-    _take_proposal(state, event.proposal, event.occurred_at)
-    moved = _take_stage(state, event.stage, event.stage_at or event.occurred_at) if event.stage is not None else None
+    moved = None
+    if event.stage is not None:
+        moved = _take_stage(state, event.stage, event.stage_at or event.occurred_at, bill_as_completed)
+    _take_proposal(state, event.proposal, event.occurred_at, bill_as_completed)
     for payment in event.payments:
         voided = payment.id in event.voided_payment_ids
         _take_payment(state, PaymentState(payment=payment, voided="void" if voided else None,
@@ -79,18 +87,37 @@ def _take_contact(state: ProposalState, contact: CrmContact, at: datetime) -> No
         state.contact, state.contact_at = contact, at
 
 
-def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime) -> None:
-    if state.proposal_at is not None and at < state.proposal_at:
+def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime, bill_as_completed: bool) -> None:
+    completed_at = state.completed_at if bill_as_completed else None
+    if completed_at is not None and at > completed_at and state.proposal is not None:
+        if proposal != state.proposal:
+            _notice_changed_after_completion(state, proposal)
+        return
+    held_at = state.proposal_at
+    # Lines taken before the completion was known may postdate it; then any lines of the completion's time or
+    # earlier are nearer to what was completed.
+    held_after_completion = completed_at is not None and held_at is not None and held_at > completed_at
+    if held_at is not None and at < held_at and not held_after_completion:
         return  # an older edit arriving late
     if proposal != state.proposal:
-        if state.invoice_id is not None:
+        if held_after_completion:
+            _notice_changed_after_completion(state, proposal)
+        elif state.invoice_id is not None:
             notice(state, f"proposal {proposal.number} changed after invoice {state.invoice_id}: the invoice "
                           f"keeps its lines")
         state.proposal, state.proposal_version = proposal, state.proposal_version + 1
     state.proposal_at = at
 
 
-def _take_stage(state: ProposalState, stage: Stage, at: datetime) -> Stage | None:
+def _notice_changed_after_completion(state: ProposalState, proposal: Proposal) -> None:
+    notice(state, f"proposal {proposal.number} changed after the job was complete: the invoice bills its lines "
+                  f"as completed")
+
+
+def _take_stage(state: ProposalState, stage: Stage, at: datetime, bill_as_completed: bool) -> Stage | None:
+    if (bill_as_completed and stage == state.stage == Stage.JOB_COMPLETE and state.completed_at is not None
+            and at < state.completed_at):
+        state.completed_at = at  # an earlier report of the completion arriving late
     if state.stage_at is not None and at < state.stage_at:
         return None  # an older step change arriving late
     if state.invoice_id is not None and stage != Stage.JOB_COMPLETE:
@@ -98,6 +125,8 @@ def _take_stage(state: ProposalState, stage: Stage, at: datetime) -> Stage | Non
                       f"QBO if the job is cancelled")
         return None
     moved = stage if stage != state.stage else None
+    if bill_as_completed and moved is not None:
+        state.completed_at = at if stage == Stage.JOB_COMPLETE else None
     state.stage, state.stage_at = stage, at
     return moved
 

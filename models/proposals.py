@@ -205,6 +205,8 @@ class ProposalState(BaseModel):
     proposal_at: AwareDatetime | None = None
     proposal_version: int = 0  # counts changes to the proposal's lines or number
     stage_at: AwareDatetime | None = None
+    # When the job became complete, by the CRM's time: the invoice bills the proposal as it stood then.
+    completed_at: AwareDatetime | None = None
     estimate_version: int | None = None  # the proposal_version the estimate was written with
     estimate_status: str | None = None  # the TxnStatus we set: Rejected when lost, Pending when reopened
     invoice_id: str | None = None

@@ -47,7 +47,7 @@ from models.reconcile import CrmChangesPage, ReconcileInput
 from models.royalty import NightlyRoyaltyInput, franchisee_royalty_id
 from models.scheduled_payments import Reschedule, SchedulePayment
 from tests import factories
-from tests.factories import SIGNALS, edited, paid, stage, voided, with_bad_item
+from tests.factories import SIGNALS, edited, paid, priced, stage, voided, with_bad_item
 from tests.lead_stubs import LeadWorld
 from tests.lead_stubs import angi as lead_angi
 from tests.lead_stubs import delivery as lead_delivery
@@ -138,6 +138,9 @@ async def main() -> None:
             await _proposal_scenario(env.client, task_queue, "lifecycle_stuck_then_fixed_lost", [
                 stage("s1", Stage.PROPOSAL, 0, snapshot=with_bad_item()), paid("s2", "pay-1", "30.00", 1),
                 edited("s3", 2, "90.00"), stage("s4", Stage.LOST, 3), stage("s4", Stage.LOST, 3)])
+            await _proposal_scenario(env.client, task_queue, "lifecycle_edit_after_completion", [
+                stage("c1", Stage.PROPOSAL, 0, snapshot=priced("410.00")), edited("c3", 3, "999.00"),
+                stage("c2", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00"))])
 
         await _royalty_scenario(env.client, {
             "nightlyroyalty_two_franchisees_vendor_first.json": "nightly",

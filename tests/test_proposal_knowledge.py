@@ -1,6 +1,10 @@
 """Folding CRM events into what a proposal's workflow knows, alone: what each event changes, what it leaves,
 and which stage moves the workflow shows on its search attribute."""
 
+from datetime import timedelta
+
+import pytest
+
 from models.proposal_knowledge import absorb
 from models.proposals import ProposalState, Stage
 from tests import factories
@@ -38,6 +42,50 @@ def test_edits_count_versions_and_a_late_one_is_ignored() -> None:
     absorb(state, factories.edited("evt-3", 20, "99.00"))
     absorb(state, factories.edited("evt-2", 10, "120.00"))  # older than the edit already taken
     assert state.proposal == factories.priced("99.00") and state.proposal_version == 2
+
+
+def _complete_then_edit(order: list[int], bill_as_completed: bool = True) -> ProposalState:
+    events = [factories.stage("evt-2", Stage.JOB_COMPLETE, 10, snapshot=factories.priced("410.00")),
+              factories.edited("evt-3", 20, "999.00")]
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0, snapshot=factories.priced("410.00")))
+    for i in order:
+        absorb(state, events[i], bill_as_completed)
+    return state
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]], ids=["completion first", "edit first"])
+def test_lines_changed_after_the_job_was_complete_are_a_notice_in_either_order(order: list[int]) -> None:
+    state = _complete_then_edit(order)
+    assert state.proposal == factories.priced("410.00") and state.completed_at == factories.T0 + timedelta(minutes=10)
+    assert state.notices == ["proposal 1001 changed after the job was complete: the invoice bills its lines as "
+                             "completed"]
+
+
+def test_runs_recorded_before_the_rule_keep_taking_the_newest_lines() -> None:
+    state = _complete_then_edit([0, 1], bill_as_completed=False)
+    assert state.proposal == factories.priced("999.00") and state.completed_at is None and state.notices == []
+
+
+def test_a_reopened_job_takes_edits_again_and_a_second_completion_bills_its_own_lines() -> None:
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.JOB_COMPLETE, 0, snapshot=factories.priced("410.00")))
+    absorb(state, factories.stage("evt-2", Stage.PROPOSAL, 5))  # reopened before the invoice was written
+    absorb(state, factories.edited("evt-3", 10, "450.00"))
+    assert state.proposal == factories.priced("450.00") and state.completed_at is None
+    absorb(state, factories.stage("evt-4", Stage.JOB_COMPLETE, 15, snapshot=factories.priced("450.00")))
+    absorb(state, factories.edited("evt-5", 20, "999.00"))
+    assert state.proposal == factories.priced("450.00")
+
+
+def test_an_earlier_report_of_the_completion_moves_the_cut_back() -> None:
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0, snapshot=factories.priced("410.00")))
+    absorb(state, factories.edited("evt-3", 20, "999.00"))
+    absorb(state, factories.stage("evt-4", Stage.JOB_COMPLETE, 30, snapshot=factories.priced("999.00")))
+    absorb(state, factories.stage("evt-2", Stage.JOB_COMPLETE, 10, snapshot=factories.priced("410.00")))
+    assert state.completed_at == factories.T0 + timedelta(minutes=10)
+    assert state.proposal == factories.priced("410.00")
 
 
 def test_a_void_that_overtakes_its_payment_keeps_the_void() -> None:

@@ -162,12 +162,32 @@ async def test_an_edit_updates_the_open_estimate_but_not_the_invoice(harness: Ha
     await harness.settled(handle, events)
     assert harness.books.estimates["P-1"].total == Decimal("410.00")
 
-    later: list[CrmEvent] = [stage("u3", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00")),
-                             edited("u4", 3, "999.00")]
-    state = await harness.settled(await harness.send_all(later), later)
+    complete = stage("u3", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00"))
+    await harness.settled(await harness.send(complete), [complete])
+    late = edited("u4", 3, "999.00")
+    state = await harness.settled(await harness.send(late), [late])
     assert harness.books.invoices["P-1"].total == Decimal("410.00")
     assert harness.books.calls["estimate"] == 1 and harness.books.calls["estimate update"] <= 1
-    assert any("changed after invoice" in notice for notice in state.notices)
+    assert any("changed after the job was complete" in notice for notice in state.notices)
+
+
+@pytest.mark.parametrize("order", ["completion first", "edit first"])
+async def test_an_edit_after_the_job_was_complete_is_not_billed_whenever_it_arrives(harness: Harness,
+                                                                                    order: str) -> None:
+    """Sent back to back, the edit may reach the workflow before the invoice is written, or even before the
+    completion itself: the invoice still bills the lines the job was completed with."""
+    opened = stage("u1", Stage.PROPOSAL, 0, snapshot=priced("410.00"))
+    await harness.settled(await harness.send(opened), [opened])
+    later: list[CrmEvent] = [stage("u3", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00")),
+                             edited("u4", 3, "999.00")]
+    if order == "edit first":
+        later.reverse()
+    state = await harness.settled(await harness.send_all(later), later)
+    books = harness.books
+    assert books.invoices["P-1"].total == Decimal("410.00") and books.calls["invoice"] == 1
+    assert books.estimates["P-1"].total == Decimal("410.00") and books.calls["estimate"] == 1
+    assert state.proposal == priced("410.00")
+    assert any("changed after the job was complete" in notice for notice in state.notices)
 
 
 async def test_an_older_edit_arriving_late_does_not_undo_a_newer_one(harness: Harness) -> None:

@@ -2,8 +2,9 @@
 arrive twice or out of order still produce the right books in QuickBooks.
 
 Events only update what the workflow knows of the proposal (the newest lines, stage and contact by the
-CRM's own times; every payment and void); then one pass brings QuickBooks in line with that knowledge,
-doing only what is still missing. Order and repeats therefore cannot change the books."""
+CRM's own times, the lines frozen as they stood when the job was complete; every payment and void); then one
+pass brings QuickBooks in line with that knowledge, doing only what is still missing. Order and repeats
+therefore cannot change the books."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -47,6 +48,8 @@ T = TypeVar("T")
 LIFECYCLE = "proposal-lifecycle"
 UPGRADE_ON_WAKE = "proposal-lifecycle-upgrade"
 KEEP_DEFERRED_OPEN = "keep-open-while-events-are-deferred"
+BILL_AS_COMPLETED = "bill-the-proposal-as-completed"
+
 
 @workflow.defn
 class ProposalWorkflow:
@@ -140,7 +143,7 @@ class ProposalWorkflow:
         self._retry_requested, self._busy = False, True
         payments_before = [p.model_dump_json() for p in self._state.payments]
         while self._pending:
-            moved = absorb(self._state, self._pending.pop(0))
+            moved = absorb(self._state, self._pending.pop(0), workflow.patched(BILL_AS_COMPLETED))
             if moved is not None:
                 workflow.upsert_search_attributes([sa.STAGE.value_set(moved.value)])
         if [p.model_dump_json() for p in self._state.payments] != payments_before:
