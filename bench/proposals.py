@@ -206,6 +206,7 @@ def result(proposals: int, realms: int, light: int, latencies: list[float], life
     finished = [s for s in lifecycle_runs if s is not None]
     lifecycle_seconds = statistics.fmean(finished) if len(finished) == len(lifecycle_runs) else None
     expected = proposals * len(lifecycle_runs)
+    round_ratios = _round_ratios(finished, noop_runs)
     cold, latencies = latencies[0], latencies[1:]
     light_ms = Percentiles.of(latencies)
     peaks = [int(c.get("peak_in_flight", 0)) for c in companies]
@@ -218,7 +219,7 @@ def result(proposals: int, realms: int, light: int, latencies: list[float], life
         noop_rate=rate(proposals, noop_seconds), noop_seconds=noop_seconds, ratio=ratio,
         latency={"light load, event -> QBO estimate": light_ms} if light_ms else {},
         extra={"cold_start_ms": cold * 1000, "peak_in_flight_max": max(peaks), "throttled": throttled,
-               "completed": done, "round_ratios": _round_ratios(finished, noop_runs)},
+               "completed": done, "round_ratios": round_ratios},
         targets=[Target("p95 under 1 s at light load", light_ms.p95_ms < 1000 if light_ms else None, 5),
                  Target("throughput at least 0.5 of the no-op ceiling", ratio >= 0.5 if ratio else None, 5),
                  Target("per realm within QBO's limits (10 in flight, none throttled)",
@@ -243,7 +244,7 @@ def result(proposals: int, realms: int, light: int, latencies: list[float], life
     say("  no-op before and after each round " + ", ".join(f"{proposals / s:.1f}/s" for s in noop_runs))
     if finished:
         say("  each round: lifecycle " + ", ".join(f"{proposals / s:.1f}/s" for s in finished) + "   ratio "
-            + ", ".join(f"{r:.2f}" for r in _round_ratios(finished, noop_runs)))
+            + ", ".join(f"{r:.2f}" for r in round_ratios))
     say("  tasks, p50/p95 ms waiting to start | running:")
     say(timings("lifecycle", lifecycle_shape))
     say(timings("no-op    ", noop_shape))

@@ -1,8 +1,8 @@
 """How CRM events fold into what a proposal's workflow knows: the newest contact, lines and stage by the CRM's
 own times (the lines as they stood when the job was complete, once it is), every payment and every void, each
-event once. Pure functions of the state and the event, so a
-replay folds the same way; they live here, not in the workflow class, because the workflow sandbox runs the
-workflow's module afresh for every workflow while `models` is loaded once and passed through."""
+event once. Pure functions of the state and the event, so a replay folds the same way; they live here, not in
+the workflow class, because the workflow sandbox runs the workflow's module afresh for every workflow while
+`models` is loaded once and passed through."""
 
 from datetime import datetime
 
