@@ -37,12 +37,15 @@ def _remember(state: ProposalState, event: CrmEvent) -> bool:
     return True
 
 
-def absorb(state: ProposalState, event: CrmEvent, bill_as_completed: bool = True) -> Stage | None:
+def absorb(state: ProposalState, event: CrmEvent, bill_as_completed: bool = True,
+           ties_to_completion: bool = True) -> Stage | None:
     """Take in one event, once; the stage the proposal moved to, if it moved (the workflow shows it).
 
     With `bill_as_completed`, lines the CRM changed after the job was complete are a notice, not a change, so
     the invoice bills what was completed whether the edit reaches us before or after the invoice is written.
-    Runs recorded before that rule pass False and fold as they did."""
+    With `ties_to_completion`, the lines the job-complete event carries are what was completed even against an
+    edit of the same CRM time (its times are whole seconds), again in either order. Runs recorded before a
+    rule pass False for it and fold as they did."""
     if not _remember(state, event):
         return None
     if isinstance(event, ProposalEvent):
@@ -50,7 +53,9 @@ def absorb(state: ProposalState, event: CrmEvent, bill_as_completed: bool = True
         _take_contact(state, change.contact, change.occurred_at)
         moved = _take_stage(state, event.stage, change.occurred_at, bill_as_completed)
         if change.proposal is not None:
-            _take_proposal(state, change.proposal, change.occurred_at, bill_as_completed)
+            as_completed = (ties_to_completion and event.stage == Stage.JOB_COMPLETE
+                            and state.completed_at == change.occurred_at)
+            _take_proposal(state, change.proposal, change.occurred_at, bill_as_completed, as_completed)
         return moved
     if isinstance(event, ProposalChanged):
         _take_contact(state, event.contact, event.occurred_at)
@@ -87,16 +92,20 @@ def _take_contact(state: ProposalState, contact: CrmContact, at: datetime) -> No
         state.contact, state.contact_at = contact, at
 
 
-def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime, bill_as_completed: bool) -> None:
+def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime, bill_as_completed: bool,
+                   as_completed: bool = False) -> None:
+    """`as_completed`: these are the lines the job-complete event itself carried, the ones the invoice bills."""
     completed_at = state.completed_at if bill_as_completed else None
-    if completed_at is not None and at > completed_at and state.proposal is not None:
+    if completed_at is not None and state.proposal is not None and not as_completed and (
+            at > completed_at or (at == completed_at and state.lines_as_completed)):
         if proposal != state.proposal:
             _notice_changed_after_completion(state, proposal)
         return
     held_at = state.proposal_at
-    # Lines taken before the completion was known may postdate it; then any lines of the completion's time or
-    # earlier are nearer to what was completed.
-    held_after_completion = completed_at is not None and held_at is not None and held_at > completed_at
+    # Lines taken before the completion was known may postdate it (or share its time); then the completion's
+    # own lines, or any of its time or earlier, are nearer to what was completed.
+    held_after_completion = completed_at is not None and held_at is not None and (
+        held_at > completed_at or (as_completed and held_at == completed_at))
     if held_at is not None and at < held_at and not held_after_completion:
         return  # an older edit arriving late
     if proposal != state.proposal:
@@ -106,7 +115,7 @@ def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime, bill_
             notice(state, f"proposal {proposal.number} changed after invoice {state.invoice_id}: the invoice "
                           f"keeps its lines")
         state.proposal, state.proposal_version = proposal, state.proposal_version + 1
-    state.proposal_at = at
+    state.proposal_at, state.lines_as_completed = at, as_completed
 
 
 def _notice_changed_after_completion(state: ProposalState, proposal: Proposal) -> None:
@@ -117,7 +126,8 @@ def _notice_changed_after_completion(state: ProposalState, proposal: Proposal) -
 def _take_stage(state: ProposalState, stage: Stage, at: datetime, bill_as_completed: bool) -> Stage | None:
     if (bill_as_completed and stage == state.stage == Stage.JOB_COMPLETE and state.completed_at is not None
             and at < state.completed_at):
-        state.completed_at = at  # an earlier report of the completion arriving late
+        # an earlier report of the completion arriving late
+        state.completed_at, state.lines_as_completed = at, False
     if state.stage_at is not None and at < state.stage_at:
         return None  # an older step change arriving late
     if state.invoice_id is not None and stage != Stage.JOB_COMPLETE:
@@ -127,6 +137,7 @@ def _take_stage(state: ProposalState, stage: Stage, at: datetime, bill_as_comple
     moved = stage if stage != state.stage else None
     if bill_as_completed and moved is not None:
         state.completed_at = at if stage == Stage.JOB_COMPLETE else None
+        state.lines_as_completed = False
     state.stage, state.stage_at = stage, at
     return moved
 

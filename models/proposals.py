@@ -207,6 +207,7 @@ class ProposalState(BaseModel):
     stage_at: AwareDatetime | None = None
     # When the job became complete, by the CRM's time: the invoice bills the proposal as it stood then.
     completed_at: AwareDatetime | None = None
+    lines_as_completed: bool = False  # the proposal's lines are the ones the job-complete event carried
     estimate_version: int | None = None  # the proposal_version the estimate was written with
     estimate_status: str | None = None  # the TxnStatus we set: Rejected when lost, Pending when reopened
     invoice_id: str | None = None

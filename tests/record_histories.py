@@ -141,6 +141,9 @@ async def main() -> None:
             await _proposal_scenario(env.client, task_queue, "lifecycle_edit_after_completion", [
                 stage("c1", Stage.PROPOSAL, 0, snapshot=priced("410.00")), edited("c3", 3, "999.00"),
                 stage("c2", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00"))])
+            await _proposal_scenario(env.client, task_queue, "lifecycle_edit_of_the_completions_second", [
+                stage("t1", Stage.PROPOSAL, 0, snapshot=priced("410.00")), edited("t3", 2, "999.00"),
+                stage("t2", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00")), edited("t3", 2, "999.00")])
 
         await _royalty_scenario(env.client, {
             "nightlyroyalty_two_franchisees_vendor_first.json": "nightly",

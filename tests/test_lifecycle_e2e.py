@@ -208,6 +208,27 @@ async def test_activities_waiting_in_the_worker_for_a_thread_still_book_everythi
             Decimal("89.00"), Decimal("100.00")]
 
 
+async def test_an_edit_right_after_the_job_is_complete_is_not_billed(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, crm_account: str
+) -> None:
+    """Staff complete the job and edit the proposal straight after (often within the CRM's same second): the
+    invoice bills the lines the job was completed with, and the edit is a notice."""
+    crm, contact_id, proposal_id = crm_proposal(e2e_settings, crm_account, "Avery", "Cole")
+    with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
+        async with worker(dev_env, e2e_settings, executor):
+            crm.move_step(crm_account, contact_id, "Proposal Sent")
+            await settled(dev_env.client, crm_account, proposal_id, lambda s: s.estimate_id)
+            crm.move_step(crm_account, contact_id, "Job Complete")
+            crm.edit_proposal(crm_account, proposal_id, contact_id, [{**LINES[0], "unit_price": "999.00"}])
+            state = await settled(dev_env.client, crm_account, proposal_id, lambda s: s.invoice_id and any(
+                "changed after the job was complete" in notice for notice in s.notices))
+
+    books = Books.read(e2e_settings, account_realm)
+    books.assert_invoiced(total=TOTAL, paid=Decimal(0))
+    assert Decimal(str(books.estimates[0]["TotalAmt"])) == TOTAL
+    assert state.proposal is not None and state.proposal.total == TOTAL
+
+
 async def test_a_lost_proposal_rejects_its_estimate_and_keeps_its_payment_unapplied(
     dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, crm_account: str
 ) -> None:

@@ -44,13 +44,14 @@ def test_edits_count_versions_and_a_late_one_is_ignored() -> None:
     assert state.proposal == factories.priced("99.00") and state.proposal_version == 2
 
 
-def _complete_then_edit(order: list[int], bill_as_completed: bool = True) -> ProposalState:
+def _complete_then_edit(order: list[int], bill_as_completed: bool = True, edit_minutes: int = 20,
+                        ties_to_completion: bool = True) -> ProposalState:
     events = [factories.stage("evt-2", Stage.JOB_COMPLETE, 10, snapshot=factories.priced("410.00")),
-              factories.edited("evt-3", 20, "999.00")]
+              factories.edited("evt-3", edit_minutes, "999.00")]
     state = ProposalState()
     absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0, snapshot=factories.priced("410.00")))
     for i in order:
-        absorb(state, events[i], bill_as_completed)
+        absorb(state, events[i], bill_as_completed, ties_to_completion)
     return state
 
 
@@ -60,6 +61,31 @@ def test_lines_changed_after_the_job_was_complete_are_a_notice_in_either_order(o
     assert state.proposal == factories.priced("410.00") and state.completed_at == factories.T0 + timedelta(minutes=10)
     assert state.notices == ["proposal 1001 changed after the job was complete: the invoice bills its lines as "
                              "completed"]
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]], ids=["completion first", "edit first"])
+def test_an_edit_of_the_same_second_as_the_completion_loses_to_the_completions_own_lines(order: list[int]) -> None:
+    state = _complete_then_edit(order, edit_minutes=10)
+    assert state.proposal == factories.priced("410.00") and state.lines_as_completed
+    assert state.notices == ["proposal 1001 changed after the job was complete: the invoice bills its lines as "
+                             "completed"]
+
+
+def test_runs_recorded_before_the_tie_rule_take_an_edit_of_the_same_second_that_arrives_later() -> None:
+    state = _complete_then_edit([0, 1], edit_minutes=10, ties_to_completion=False)
+    assert state.proposal == factories.priced("999.00") and not state.lines_as_completed
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]], ids=["completion first", "edit first"])
+def test_a_completion_without_lines_bills_an_edit_of_its_same_second_in_either_order(order: list[int]) -> None:
+    bare = factories.stage("evt-2", Stage.JOB_COMPLETE, 10)
+    events = [bare.model_copy(update={"change": bare.change.model_copy(update={"proposal": None})}),
+              factories.edited("evt-3", 10, "999.00")]
+    state = ProposalState()
+    absorb(state, factories.stage("evt-1", Stage.PROPOSAL, 0, snapshot=factories.priced("410.00")))
+    for i in order:
+        absorb(state, events[i])
+    assert state.proposal == factories.priced("999.00") and state.notices == []
 
 
 def test_runs_recorded_before_the_rule_keep_taking_the_newest_lines() -> None:

@@ -171,15 +171,17 @@ async def test_an_edit_updates_the_open_estimate_but_not_the_invoice(harness: Ha
     assert any("changed after the job was complete" in notice for notice in state.notices)
 
 
+@pytest.mark.parametrize("edit_minutes", [3, 2], ids=["edit later", "edit of the same time"])
 @pytest.mark.parametrize("order", ["completion first", "edit first"])
-async def test_an_edit_after_the_job_was_complete_is_not_billed_whenever_it_arrives(harness: Harness,
-                                                                                    order: str) -> None:
+async def test_an_edit_after_the_job_was_complete_is_not_billed_whenever_it_arrives(harness: Harness, order: str,
+                                                                                    edit_minutes: int) -> None:
     """Sent back to back, the edit may reach the workflow before the invoice is written, or even before the
-    completion itself: the invoice still bills the lines the job was completed with."""
+    completion itself: the invoice still bills the lines the job was completed with. An edit stamped with the
+    completion's own time loses to the lines the completion carried."""
     opened = stage("u1", Stage.PROPOSAL, 0, snapshot=priced("410.00"))
     await harness.settled(await harness.send(opened), [opened])
     later: list[CrmEvent] = [stage("u3", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00")),
-                             edited("u4", 3, "999.00")]
+                             edited("u4", edit_minutes, "999.00")]
     if order == "edit first":
         later.reverse()
     state = await harness.settled(await harness.send_all(later), later)

@@ -49,6 +49,7 @@ LIFECYCLE = "proposal-lifecycle"
 UPGRADE_ON_WAKE = "proposal-lifecycle-upgrade"
 KEEP_DEFERRED_OPEN = "keep-open-while-events-are-deferred"
 BILL_AS_COMPLETED = "bill-the-proposal-as-completed"
+TIES_TO_COMPLETION = "completion-lines-win-ties"
 
 
 @workflow.defn
@@ -143,7 +144,8 @@ class ProposalWorkflow:
         self._retry_requested, self._busy = False, True
         payments_before = [p.model_dump_json() for p in self._state.payments]
         while self._pending:
-            moved = absorb(self._state, self._pending.pop(0), workflow.patched(BILL_AS_COMPLETED))
+            moved = absorb(self._state, self._pending.pop(0), workflow.patched(BILL_AS_COMPLETED),
+                           workflow.patched(TIES_TO_COMPLETION))
             if moved is not None:
                 workflow.upsert_search_attributes([sa.STAGE.value_set(moved.value)])
         if [p.model_dump_json() for p in self._state.payments] != payments_before:
