@@ -14,14 +14,14 @@ from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from quickbooks.mixins import DecimalEncoder
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, delete, insert, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from urllib3.exceptions import HTTPError
 
 from activities import metrics
-from activities.qbo_limits import RealmLimiter, RealmLimits
+from activities.qbo_limits import RealmBusy, RealmLimiter, RealmLimits
 from activities.qbo_transport import QboTransport
 from config.settings import Settings, on_loopback
 from models.audit import QboAuditLog
@@ -33,6 +33,7 @@ FINAL_CODES = {610, 2010, 2020, 2500, 4000, 6000, 6070, 6140}
 TOKEN_MARGIN = timedelta(minutes=5)
 _SENT = insert(QboAuditLog)
 _FINISHED = update(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
+_FORGOTTEN = delete(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
 
 
 class _QuickBooks(QuickBooks):
@@ -71,14 +72,17 @@ def _is_update(obj: Any) -> bool:
     return bool(getattr(obj, "Id", None)) and int(obj.Id) > 0
 
 
-def _save(qb: QuickBooks, obj: Any, body: str, request_id: str, params: dict[str, str] | None) -> Any:
+def _save(qb: QuickBooks, obj: Any, body: str, request_id: str, params: dict[str, str] | None) -> dict[str, Any]:
     """`obj.save(qb=qb, request_id=request_id, params=params)` sending `body`, already encoded, instead of
-    encoding the object again."""
+    encoding the object again: QBO's answer, the object as QBO stored it."""
     send = qb.update_object if _is_update(obj) else qb.create_object
     answer = send(obj.qbo_object_name, body, request_id=request_id, params=params)
-    saved = type(obj).from_json(answer[obj.qbo_json_object_name or obj.qbo_object_name])
-    obj.Id = saved.Id
-    return saved
+    return dict(answer[obj.qbo_json_object_name or obj.qbo_object_name])
+
+
+def _void(qb: QuickBooks, obj: Any) -> dict[str, Any]:
+    answer = obj.void(qb=qb)
+    return dict(answer.get(obj.qbo_object_name, answer))
 
 
 def qbo_error(exc: QuickbooksException, throttle_wait: timedelta) -> ApplicationError:
@@ -212,20 +216,25 @@ class QboConnector:
 
     def audited_save(self, realm_id: str, obj: Any, request_id: str, params: dict[str, str] | None = None) -> Any:
         """Save a python-quickbooks object with a requestid; the body is in the audit log before it is sent,
-        and QBO's answer after."""
+        and QBO's answer after. Returns the object as QBO stored it."""
         operation = "update" if _is_update(obj) else "create"  # the audit names the endpoint _save uses
         body = qbo_json(obj)
-        return self._audited(realm_id, obj, operation, request_id, body,
-                             lambda qb: _save(qb, obj, body, request_id, params))
+        stored = self._audited(realm_id, obj, operation, request_id, body,
+                               lambda qb: _save(qb, obj, body, request_id, params))
+        saved = type(obj).from_json(stored)
+        obj.Id = saved.Id
+        return saved
 
-    def audited_void(self, realm_id: str, obj: Any) -> Any:
+    def audited_void(self, realm_id: str, obj: Any) -> dict[str, Any]:
         """Void a transaction read fresh: QBO takes no requestid here, its SyncToken keeps a repeat from
         doing anything (5010)."""
         return self._audited(realm_id, obj, "void", f"void:{obj.Id}:{obj.SyncToken}", qbo_json(obj),
-                             lambda qb: obj.void(qb=qb))
+                             lambda qb: _void(qb, obj))
 
     def _audited(self, realm_id: str, obj: Any, operation: str, request_id: str, body: str,
-                 send: Callable[[QuickBooks], Any]) -> Any:
+                 send: Callable[[QuickBooks], dict[str, Any]]) -> dict[str, Any]:
+        """`send` within the company's limits, audited: QBO's answer as it came (the audit keeps it so, not
+        re-encoded from python-quickbooks' objects, which cost as much as encoding the body)."""
         info = activity.info() if activity.in_activity() else None
         entity = obj.qbo_object_name
         with self.engine.begin() as connection:  # Core: an ORM session per write cost more than the write
@@ -234,16 +243,20 @@ class QboConnector:
                 "body": body, "workflow_id": info.workflow_id if info else None,
                 "activity_attempt": info.attempt if info else None}).inserted_primary_key[0]
         try:
-            answer = self.call(realm_id, send)
+            stored = self.call(realm_id, send)
+        except RealmBusy:
+            self._forget_audit(audit_id)  # held back by the company's limits: QBO never got it
+            raise
         except Exception as exc:
             self._finish_audit(audit_id, entity, operation, "error", error=str(exc))
             raise
-        if isinstance(answer, dict):  # void answers with the raw response
-            self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(obj.Id),
-                               response=json.dumps(answer, default=str))
-        else:
-            self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(answer.Id), response=qbo_json(answer))
-        return answer
+        self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(stored.get("Id") or obj.Id),
+                           response=json.dumps(stored, cls=DecimalEncoder))
+        return stored
+
+    def _forget_audit(self, audit_id: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(_FORGOTTEN, {"audit_id": audit_id})
 
     def _finish_audit(self, audit_id: int, entity: str, operation: str, status: str, qbo_id: str | None = None,
                       response: str | None = None, error: str | None = None) -> None:

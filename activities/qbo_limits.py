@@ -176,6 +176,7 @@ def _inside(window: str) -> ColumnElement[bool]:
                _calls.c.finished_at.is_(None) & (_calls.c.started_at > bindparam(f"{window}_lost", type_=_when)))
 
 
+_in_flight = _calls.c.finished_at.is_(None) & (_calls.c.started_at > bindparam("leased_since", type_=_when))
 _of_realm = _calls.c.realm_id == bindparam("realm")
 _TAKE_LOCK = update(QboRealmLock.__table__).where(QboRealmLock.realm_id == bindparam("realm")) \
     .values(realm_id=bindparam("realm"))
@@ -183,32 +184,28 @@ _TAKE_LOCK = update(QboRealmLock.__table__).where(QboRealmLock.realm_id == bindp
 _PRUNE = delete(_calls).where(_of_realm, or_(
     _calls.c.finished_at < bindparam("minute_start", type_=_when),
     _calls.c.finished_at.is_(None) & (_calls.c.started_at < bindparam("minute_lost", type_=_when))))
-_COUNT = select(
-    func.count().filter(_calls.c.finished_at.is_(None)
-                        & (_calls.c.started_at > bindparam("leased_since", type_=_when))),
-    func.count().filter(_inside("second")),
-    func.count(),
-).where(_of_realm, _inside("minute"))
-_COUNTED = select(_calls.c.started_at, _calls.c.finished_at).where(_of_realm, _inside("minute"))
+_COUNT = select(func.count().filter(_in_flight), func.count().filter(_inside("second")), func.count()) \
+    .where(_of_realm, _inside("minute"))
+# The same calls one by one, each with the windows it counts in, for how long until there is room.
+_COUNTED = select(_calls.c.finished_at, _in_flight.label("in_flight"), _inside("second").label("in_second")) \
+    .where(_of_realm, _inside("minute"))
 _RECORD = _calls.insert()
 _FINISH = update(_calls).where(_calls.c.holder == bindparam("finished_holder")) \
     .values(finished_at=bindparam("finished_at", type_=_when))
 
 
 def _busy(counted: list[Any], now: datetime, limits: RealmLimits) -> tuple[str, timedelta] | None:
-    """Which limit the calls (started, finished) leave no room under, and how long until there is room."""
-    if sum(1 for started, finished in counted if finished is None and started > now - limits.lease) \
-            >= limits.in_flight:
+    """Which limit the counted calls (finished, in flight, in the second) leave no room under, and how long until
+    there is room. Every call counted is in the minute; the statements above say which windows hold it."""
+    if sum(1 for call in counted if call.in_flight) >= limits.in_flight:
         return "in-flight", timedelta(milliseconds=100)
-    for window, limit, reason in ((timedelta(seconds=1), limits.per_second, "per-second"),
-                                  (timedelta(minutes=1), limits.per_minute, "per-minute")):
-        # A call lost with its worker finished, at the latest, when its lease ran out.
-        inside = [finished for started, finished in counted
-                  if (finished is not None and finished > now - window)
-                  or (finished is None and started > now - limits.lease - window)]
+    for window, limit, reason, inside in (
+            (timedelta(seconds=1), limits.per_second, "per-second", [c for c in counted if c.in_second]),
+            (timedelta(minutes=1), limits.per_minute, "per-minute", counted)):
         if len(inside) >= limit:
-            # Room comes when enough of the finished calls have left the window.
-            finished_times = sorted(t for t in inside if t is not None)
+            # Room comes when enough of the finished calls have left the window; an unfinished one leaves it
+            # when its answer comes, or its lease runs out.
+            finished_times = sorted(c.finished_at for c in inside if c.finished_at is not None)
             leaving = len(inside) - limit
             wait = finished_times[leaving] + window - now if leaving < len(finished_times) \
                 else timedelta(milliseconds=100)

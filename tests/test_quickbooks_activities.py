@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import pytest
+from quickbooks.objects.customer import Customer
 from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.estimate import Estimate
 from sqlalchemy import Engine, text
@@ -20,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.qbo_client import QboConnector, qbo_json
+from activities.qbo_limits import RealmBusy, RealmLimiter, RealmLimits
 from activities.quickbooks import QuickBooksActivities, qbo_string, ref
 from config.settings import Settings
 from models.audit import QboAuditLog
@@ -155,6 +157,22 @@ def test_the_audit_holds_the_body_qbo_got_and_its_answer(
         ("Gutter cleaning", "289.00"), ("Downspout flush", "50.00")]  # Decimals as strings: exact
     assert Decimal(str(answer["TotalAmt"])) == Decimal(str(stored["TotalAmt"])) == Decimal("339.00")
     assert "\n" not in row.body
+
+
+def test_a_write_the_company_limits_hold_back_leaves_no_audit_row(settings: Settings, engine: Engine,
+                                                                   realm_id: str) -> None:
+    """Refused by the limiter, the write never reached QBO, so the audit does not list it (under load such rows
+    buried the real errors); the activity's retry writes it, once."""
+    full = QboConnector(settings, engine, RealmLimiter(engine, RealmLimits(in_flight=0)))
+    customer = Customer()
+    customer.DisplayName = "Held Back"
+    with pytest.raises(RealmBusy):
+        full.audited_save(realm_id, customer, "held-back-1")
+    assert audit_rows(engine, realm_id) == []
+
+    QboConnector(settings, engine).audited_save(realm_id, customer, "held-back-1")
+    assert [(r.status, r.operation) for r in audit_rows(engine, realm_id)] == [("ok", "create")]
+    assert [c["DisplayName"] for c in list_objects(settings.qbo_api_url, realm_id, "Customer")] == ["Held Back"]
 
 
 def test_qbo_json_is_python_quickbooks_json_without_the_indentation() -> None:
