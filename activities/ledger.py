@@ -91,9 +91,8 @@ def _upserts(dialect: str) -> _Upserts:
 def _keep_invoice(connection: Connection, upserts: _Upserts, ref: ProposalRef, state: ProposalState) -> None:
     """The invoice as issued, written the first time the proposal is saved with it (in the pass that created
     it, so the proposal's lines are the invoice's); after that only its contact follows."""
-    contact_id = state.contact.id if state.contact else None
     if connection.execute(_INVOICE_CONTACT, {"of_account": ref.account_id, "of_proposal": ref.proposal_id,
-                                             "of_invoice": state.invoice_id, "to_contact": contact_id}).rowcount:
+                                             "of_invoice": state.invoice_id, "to_contact": state.contact_id}).rowcount:
         return
     assert state.proposal is not None and state.customer_id is not None
     terms = connection.execute(_TERMS, {"account_id": ref.account_id}).first()
@@ -101,7 +100,7 @@ def _keep_invoice(connection: Connection, upserts: _Upserts, ref: ProposalRef, s
     issued_on = local_today(time_zone)
     connection.execute(upserts.invoice, {
         "account_id": ref.account_id, "proposal_id": ref.proposal_id, "realm_id": ref.realm_id,
-        "invoice_id": state.invoice_id, "customer_id": state.customer_id, "contact_id": contact_id,
+        "invoice_id": state.invoice_id, "customer_id": state.customer_id, "contact_id": state.contact_id,
         "number": state.proposal.number, "total": state.proposal.total,
         "line_items": sorted({line.product or line.description for line in state.proposal.lines}),
         "issued_on": issued_on,
@@ -121,11 +120,10 @@ class LedgerActivities:
         royalty columns; only what the CRM or QBO said about them changes."""
         ref, state = input.ref, input.state
         upserts, now = _upserts(self.engine.dialect.name), datetime.now(UTC)
-        contact_id = state.contact.id if state.contact else None
         with self.engine.begin() as connection:
             connection.execute(upserts.record, {
                 "account_id": ref.account_id, "proposal_id": ref.proposal_id, "realm_id": ref.realm_id,
-                "contact_id": contact_id, "number": state.proposal.number if state.proposal else None,
+                "contact_id": state.contact_id, "number": state.proposal.number if state.proposal else None,
                 "stage": state.stage.value if state.stage else None, "customer_id": state.customer_id,
                 "estimate_id": state.estimate_id, "invoice_id": state.invoice_id,
                 "unapplied_total": state.unapplied_total,
@@ -134,7 +132,7 @@ class LedgerActivities:
             if state.payments:
                 connection.execute(upserts.payment, [{
                     "account_id": ref.account_id, "crm_payment_id": held.payment.id, "proposal_id": ref.proposal_id,
-                    "contact_id": contact_id, "amount": held.payment.amount, "tip": held.payment.tip,
+                    "contact_id": state.contact_id, "amount": held.payment.amount, "tip": held.payment.tip,
                     "convenience_fee": held.payment.convenience_fee, "received_on": held.payment.received_on,
                     "method": held.payment.method, "qbo_payment_id": held.qbo_id,
                     "applied_to_invoice": held.applied, "voided": held.voided, "voided_at": held.voided_at,

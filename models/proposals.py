@@ -219,6 +219,10 @@ class ProposalState(BaseModel):
         return next((p for p in self.payments if p.payment.id == payment_id), None)
 
     @property
+    def contact_id(self) -> str | None:
+        return self.contact.id if self.contact else None
+
+    @property
     def unapplied_total(self) -> Money:
         return cents(sum((p.unapplied for p in self.payments), start=cents(0)))
 

@@ -70,7 +70,7 @@ def save_proposal(engine: Engine, subject: Proposal | None, *, proposal_id: str 
     state = ProposalState(proposal=subject, contact=contact or factories.contact(), customer_id=customer_id,
                           payments=payments or [])
     record = ProposalRecord(account_id=account_id, proposal_id=proposal_id or (subject.id if subject else "?"),
-                            realm_id="9130350000000001", contact_id=state.contact.id if state.contact else None,
+                            realm_id="9130350000000001", contact_id=state.contact_id,
                             number=subject.number if subject else None, customer_id=customer_id,
                             unapplied_total=state.unapplied_total, state=state.model_dump_json())
     with session_scope(engine) as session:
