@@ -242,10 +242,20 @@ class QboConnector:
                 "realm_id": realm_id, "entity": entity, "operation": operation, "request_id": request_id,
                 "body": body, "workflow_id": info.workflow_id if info else None,
                 "activity_attempt": info.attempt if info else None}).inserted_primary_key[0]
+        sent = False
+
+        def sending(qb: QuickBooks) -> dict[str, Any]:
+            nonlocal sent
+            sent = True
+            return send(qb)
+
         try:
-            stored = self.call(realm_id, send)
-        except RealmBusy:
-            self._forget_audit(audit_id)  # held back by the company's limits: QBO never got it
+            stored = self.call(realm_id, sending)
+        except RealmBusy as busy:
+            if not sent:  # held back by the company's limits before any request: QBO never got it
+                self._forget_audit(audit_id)
+            else:  # e.g. QBO refused the token, and the retry with a fresh one was held back
+                self._finish_audit(audit_id, entity, operation, "error", error=str(busy))
             raise
         except Exception as exc:
             self._finish_audit(audit_id, entity, operation, "error", error=str(exc))

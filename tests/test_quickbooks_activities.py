@@ -5,6 +5,8 @@ import http.client
 import json
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -173,6 +175,35 @@ def test_a_write_the_company_limits_hold_back_leaves_no_audit_row(settings: Sett
     QboConnector(settings, engine).audited_save(realm_id, customer, "held-back-1")
     assert [(r.status, r.operation) for r in audit_rows(engine, realm_id)] == [("ok", "create")]
     assert [c["DisplayName"] for c in list_objects(settings.qbo_api_url, realm_id, "Customer")] == ["Held Back"]
+
+
+class AdmitsOnce(RealmLimiter):
+    """The company's limits as they stand after one call: the next is held back."""
+
+    admitted = 0
+
+    @contextmanager
+    def slot(self, realm_id: str) -> Iterator[None]:
+        if self.admitted:
+            raise RealmBusy(realm_id, "per-second", timedelta(seconds=1))
+        self.admitted += 1
+        with super().slot(realm_id):
+            yield
+
+
+def test_a_write_held_back_after_qbo_got_it_keeps_its_audit_row(settings: Settings, engine: Engine,
+                                                                  realm_id: str) -> None:
+    """QBO refused the token (401), and the retry with a fresh one was held back: QBO did get a request, so
+    the audit keeps it, as an error."""
+    first, second = Customer(), Customer()
+    first.DisplayName, second.DisplayName = "Token Issued", "Sent Once"
+    QboConnector(settings, engine).audited_save(realm_id, first, "token-issued-1")
+    assert expire_access_tokens(settings.qbo_api_url, realm_id) == 1
+    with pytest.raises(RealmBusy):
+        QboConnector(settings, engine, AdmitsOnce(engine)).audited_save(realm_id, second, "sent-once-1")
+    assert [(r.status, r.request_id) for r in audit_rows(engine, realm_id)] == [("ok", "token-issued-1"),
+                                                                               ("error", "sent-once-1")]
+    assert [c["DisplayName"] for c in list_objects(settings.qbo_api_url, realm_id, "Customer")] == ["Token Issued"]
 
 
 def test_qbo_json_is_python_quickbooks_json_without_the_indentation() -> None:
