@@ -187,6 +187,22 @@ class StuckStep(BaseModel):
     attempts: int = 1
 
 
+class StageReport(BaseModel):
+    """A step change as the CRM reported it: the stage and its CRM time."""
+
+    at: AwareDatetime
+    stage: Stage
+
+
+class LineReport(BaseModel):
+    """The proposal's lines as one event carried them, at its CRM time; `completing` when the job-complete event
+    itself carried them."""
+
+    at: AwareDatetime
+    proposal: "Proposal"
+    completing: bool = False
+
+
 class ProposalState(BaseModel):
     """What the proposal workflow has done so far; its query result and its continue-as-new carry-over."""
 
@@ -208,6 +224,9 @@ class ProposalState(BaseModel):
     # When the job became complete, by the CRM's time: the invoice bills the proposal as it stood then.
     completed_at: AwareDatetime | None = None
     lines_as_completed: bool = False  # the proposal's lines are the ones the job-complete event carried
+    # What the CRM reported, oldest first, for runs that work stage and lines out from all of it (fold-from-reports).
+    stage_reports: list[StageReport] = Field(default_factory=list)
+    line_reports: list[LineReport] = Field(default_factory=list)
     estimate_version: int | None = None  # the proposal_version the estimate was written with
     estimate_status: str | None = None  # the TxnStatus we set: Rejected when lost, Pending when reopened
     invoice_id: str | None = None

@@ -144,6 +144,10 @@ async def main() -> None:
             await _proposal_scenario(env.client, task_queue, "lifecycle_edit_of_the_completions_second", [
                 stage("t1", Stage.PROPOSAL, 0, snapshot=priced("410.00")), edited("t3", 2, "999.00"),
                 stage("t2", Stage.JOB_COMPLETE, 2, snapshot=priced("410.00")), edited("t3", 2, "999.00")])
+            await _proposal_scenario(env.client, task_queue, "lifecycle_reopened_job_reported_out_of_order", [
+                stage("r1", Stage.PROPOSAL, 0, snapshot=priced("410.00")),
+                stage("r5", Stage.JOB_COMPLETE, 12, snapshot=priced("600.00")), edited("r4", 12, "700.00"),
+                stage("r3", Stage.PROPOSAL, 11), stage("r2", Stage.JOB_COMPLETE, 10, snapshot=priced("500.00"))])
 
         await _royalty_scenario(env.client, {
             "nightlyroyalty_two_franchisees_vendor_first.json": "nightly",

@@ -192,6 +192,27 @@ async def test_an_edit_after_the_job_was_complete_is_not_billed_whenever_it_arri
     assert any("changed after the job was complete" in notice for notice in state.notices)
 
 
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 1, 2, 0), (3, 0, 2, 1)],
+                         ids=["in order", "first completion last", "reopen after both completions"])
+async def test_a_reopened_job_reported_out_of_order_invoices_its_second_completion(
+        time_skipping_env: WorkflowEnvironment, order: tuple[int, ...]) -> None:
+    """Every report reaches the run before it writes anything (after an outage, webhooks redelivered out of
+    order): completed with 500, reopened, edited to 700 and completed again with 600 in the same CRM second as
+    the edit. The invoice bills 600 whatever the order."""
+    harness = Harness(time_skipping_env, task_queue=f"tq-{uuid.uuid4()}", books=StubBooks())
+    reports: list[CrmEvent] = [stage("r2", Stage.JOB_COMPLETE, 10, snapshot=priced("500.00")),
+                               stage("r3", Stage.PROPOSAL, 11), edited("r4", 12, "700.00"),
+                               stage("r5", Stage.JOB_COMPLETE, 12, snapshot=priced("600.00"))]
+    events = [stage("r1", Stage.PROPOSAL, 0, snapshot=priced("410.00")), *(reports[i] for i in order)]
+    handle = await harness.send_all(events)  # before any worker polls: the run's first task holds them all
+    async with Worker(time_skipping_env.client, task_queue=harness.task_queue, workflows=[ProposalWorkflow],
+                      activities=harness.books.activities()):
+        state = await harness.state_when(handle, lambda s: s.invoice_id is not None)
+        await handle.terminate("test over")
+    assert harness.books.invoices["P-1"].total == Decimal("600.00") and harness.books.calls["invoice"] == 1
+    assert state.proposal == priced("600.00") and state.stage == Stage.JOB_COMPLETE
+
+
 async def test_an_older_edit_arriving_late_does_not_undo_a_newer_one(harness: Harness) -> None:
     events: list[CrmEvent] = [stage("o1", Stage.PROPOSAL, 0), edited("o2", 5, "500.00"), edited("o3", 3, "350.00")]
     handle = await harness.send_all(events)

@@ -50,6 +50,7 @@ UPGRADE_ON_WAKE = "proposal-lifecycle-upgrade"
 KEEP_DEFERRED_OPEN = "keep-open-while-events-are-deferred"
 BILL_AS_COMPLETED = "bill-the-proposal-as-completed"
 TIES_TO_COMPLETION = "completion-lines-win-ties"
+FOLD_FROM_REPORTS = "stage-and-lines-from-reports"
 
 
 @workflow.defn
@@ -145,7 +146,7 @@ class ProposalWorkflow:
         payments_before = [p.model_dump_json() for p in self._state.payments]
         while self._pending:
             moved = absorb(self._state, self._pending.pop(0), workflow.patched(BILL_AS_COMPLETED),
-                           workflow.patched(TIES_TO_COMPLETION))
+                           workflow.patched(TIES_TO_COMPLETION), workflow.patched(FOLD_FROM_REPORTS))
             if moved is not None:
                 workflow.upsert_search_attributes([sa.STAGE.value_set(moved.value)])
         if [p.model_dump_json() for p in self._state.payments] != payments_before:
