@@ -127,8 +127,7 @@ def _seed_reports(state: ProposalState) -> None:
 def _report_stage(state: ProposalState, stage: Stage, at: datetime) -> None:
     if state.invoice_id is not None and stage != Stage.JOB_COMPLETE:
         if state.stage_at is None or at >= state.stage_at:
-            notice(state, f"moved to {stage.value} after invoice {state.invoice_id}: the invoice stands; void it "
-                          f"in QBO if the job is cancelled")
+            _notice_moved_after_invoice(state, stage)
         return
     reports = state.stage_reports
     insort(reports, StageReport(at=at, stage=stage), key=lambda r: r.at)
@@ -160,8 +159,7 @@ def _settle(state: ProposalState) -> None:
         state.line_reports = [r for r in state.line_reports if not any(r is d for d in dropped)]
     if held.proposal != state.proposal:
         if state.invoice_id is not None and state.proposal is not None:
-            notice(state, f"proposal {held.proposal.number} changed after invoice {state.invoice_id}: the invoice "
-                          f"keeps its lines")
+            _notice_changed_after_invoice(state, held.proposal)
         state.proposal, state.proposal_version = held.proposal, state.proposal_version + 1
     state.proposal_at = held.at
     state.lines_as_completed = held.completing and held.at == state.completed_at
@@ -221,10 +219,19 @@ def _take_proposal(state: ProposalState, proposal: Proposal, at: datetime, bill_
         if held_after_completion:
             _notice_changed_after_completion(state, proposal)
         elif state.invoice_id is not None:
-            notice(state, f"proposal {proposal.number} changed after invoice {state.invoice_id}: the invoice "
-                          f"keeps its lines")
+            _notice_changed_after_invoice(state, proposal)
         state.proposal, state.proposal_version = proposal, state.proposal_version + 1
     state.proposal_at, state.lines_as_completed = at, as_completed
+
+
+def _notice_moved_after_invoice(state: ProposalState, stage: Stage) -> None:
+    notice(state, f"moved to {stage.value} after invoice {state.invoice_id}: the invoice stands; void it in QBO if "
+                  f"the job is cancelled")
+
+
+def _notice_changed_after_invoice(state: ProposalState, proposal: Proposal) -> None:
+    notice(state, f"proposal {proposal.number} changed after invoice {state.invoice_id}: the invoice keeps its "
+                  f"lines")
 
 
 def _notice_changed_after_completion(state: ProposalState, proposal: Proposal) -> None:
@@ -240,8 +247,7 @@ def _take_stage(state: ProposalState, stage: Stage, at: datetime, bill_as_comple
     if state.stage_at is not None and at < state.stage_at:
         return None  # an older step change arriving late
     if state.invoice_id is not None and stage != Stage.JOB_COMPLETE:
-        notice(state, f"moved to {stage.value} after invoice {state.invoice_id}: the invoice stands; void it in "
-                      f"QBO if the job is cancelled")
+        _notice_moved_after_invoice(state, stage)
         return None
     moved = stage if stage != state.stage else None
     if bill_as_completed and moved is not None:
