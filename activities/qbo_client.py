@@ -14,7 +14,7 @@ from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from quickbooks.mixins import DecimalEncoder
-from sqlalchemy import Engine, bindparam, delete, insert, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -34,6 +34,8 @@ TOKEN_MARGIN = timedelta(minutes=5)
 _SENT = insert(QboAuditLog)
 _FINISHED = update(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
 _FORGOTTEN = delete(QboAuditLog).where(QboAuditLog.id == bindparam("audit_id"))
+_SENT_BEFORE = select(QboAuditLog.id).where(QboAuditLog.request_id == bindparam("request_id"),
+                                            QboAuditLog.realm_id == bindparam("realm_id")).limit(1)
 
 
 class _QuickBooks(QuickBooks):
@@ -263,6 +265,13 @@ class QboConnector:
         self._finish_audit(audit_id, entity, operation, "ok", qbo_id=str(stored.get("Id") or obj.Id),
                            response=json.dumps(stored, cls=DecimalEncoder))
         return stored
+
+    def sent_before(self, realm_id: str, request_id: str) -> bool:
+        """Whether a write with this requestid ever went out to the company, as far as the audit log knows: its
+        row is written before the request and dropped only when the company's limits held the write back."""
+        with self.engine.connect() as connection:
+            return connection.execute(_SENT_BEFORE, {"realm_id": realm_id, "request_id": request_id}).first() \
+                is not None
 
     def _forget_audit(self, audit_id: int) -> None:
         with self.engine.begin() as connection:

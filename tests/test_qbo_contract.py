@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 
 from activities.qbo_client import QboConnector
 from config.settings import Settings
-from sandbox.qbo.admin import dump_company, sandbox_root
+from sandbox.qbo.admin import dump_company, forget_request_ids, sandbox_root
 from sandbox.qbo.app import QboSandbox, create_app
 from sandbox.qbo.throttle import Limits
 from sandbox.qbo.webhooks import WebhookSender
@@ -384,6 +384,15 @@ def test_requestid_makes_a_write_idempotent(qb: QuickBooks, settings: Settings, 
     assert fault_code(raised.value) == 6000
 
 
+def test_a_requestid_qbo_has_forgotten_writes_again(qb: QuickBooks, settings: Settings, realm_id: str) -> None:
+    """QBO keeps requestids for a time it does not document: past it, a repeat is a new write."""
+    first = Customer.from_json({"DisplayName": "Twice Co"}).save(qb=qb, request_id="req-forgotten")
+    assert forget_request_ids(settings.qbo_api_url, realm_id) >= 1
+    again = Customer.from_json({"DisplayName": "Twice Co 2"}).save(qb=qb, request_id="req-forgotten")
+    assert again.Id != first.Id
+    assert Customer.count("DisplayName IN ('Twice Co', 'Twice Co 2')", qb=qb) == 2
+
+
 def test_bad_token_gets_the_401_shape(settings: Settings, realm_id: str) -> None:
     response = httpx.post(f"{settings.qbo_api_url}/company/{realm_id}/query", content="SELECT * FROM Customer",
                           headers={"Authorization": "Bearer nope", "Content-Type": "application/text"})
@@ -505,11 +514,24 @@ def test_state_file_keeps_the_books_across_restarts(tmp_path: Path) -> None:
     assert second.tokens.refresh(refresh) is not None
 
 
+def test_forgotten_requestids_stay_forgotten_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "books.sqlite"
+    first = QboSandbox(state_file=path)
+    first.company("9130889").remember_response("req-1", 200, {"Customer": {"Id": "1"}})
+    first.saved("9130889")
+    assert first.forget_request_ids("9130889") == 1
+
+    assert QboSandbox(state_file=path).company("9130889").responses_by_request_id == {}
+
+
 def test_dump_shows_what_landed(qb: QuickBooks, settings: Settings, realm_id: str) -> None:
+    served = dump_company(settings.qbo_api_url, realm_id)["served"]
     customer(qb, "Visible Co")
+    Customer.all(qb=qb)
     dump = dump_company(settings.qbo_api_url, realm_id)
     assert [c["DisplayName"] for c in dump["objects"]["Customer"]] == ["Visible Co"]
     assert dump["peak_in_flight"] >= 1
+    assert dump["served"] - served == 2  # the write and the read; the admin surface is not QBO's API
 
 
 def test_responses_are_200_with_an_intuit_tid(qb: QuickBooks, settings: Settings, realm_id: str) -> None:

@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -28,10 +28,16 @@ from activities.quickbooks import QuickBooksActivities, qbo_string, ref
 from config.settings import Settings
 from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
-from models.proposals import EnsureCustomerInput, EnsureEstimateInput
+from models.proposals import (
+    CrmPayment,
+    EnsureCustomerInput,
+    EnsureEstimateInput,
+    InvoiceFromEstimateInput,
+    RecordPaymentInput,
+)
 from models.qbo_connection import QboConnection
 from models.qbo_limits import QboRealmCall
-from sandbox.qbo.admin import expire_access_tokens, inject_faults, list_objects
+from sandbox.qbo.admin import dump_company, expire_access_tokens, forget_request_ids, inject_faults, list_objects
 from tests import factories
 
 ACCOUNT = "acme-austin"
@@ -139,6 +145,66 @@ def test_estimate_has_the_proposal_number_lines_and_exact_total(
     assert [(line["Description"], Decimal(str(line["Amount"]))) for line in item_lines] == [
         ("Gutter cleaning", Decimal("289.00")), ("Downspout flush", Decimal("50.00"))]
     assert estimate["TxnStatus"] == "Pending"
+
+
+def document_inputs(realm_id: str, customer_id: str, estimate_id: str, proposal_id: str = "P-1",
+                    ) -> tuple[RecordPaymentInput, InvoiceFromEstimateInput]:
+    payment = RecordPaymentInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
+                                 payment=CrmPayment(id=f"pay-{proposal_id}", amount=Decimal("100.00"),
+                                                    received_on=date(2026, 11, 20)))
+    invoice = InvoiceFromEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
+                                       estimate_id=estimate_id, proposal=factories.proposal(proposal_id))
+    return payment, invoice
+
+
+@pytest.mark.parametrize("entity", ["Estimate", "Payment", "Invoice"])
+def test_a_document_written_but_not_recorded_is_found_not_duplicated(
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str, entity: str
+) -> None:
+    """A crash between the QBO write and the ledger record, found late: QBO no longer knows the requestid, but
+    the audit log shows the write went out, so the retry looks for it in QBO and finds it."""
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+    estimate = EnsureEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
+                                   proposal=factories.proposal())
+    estimate_id = run(activities.ensure_estimate, estimate)
+    payment, invoice = document_inputs(realm_id, customer_id, estimate_id)
+    write = {"Estimate": (activities.ensure_estimate, estimate),
+             "Payment": (activities.record_unapplied_payment, payment),
+             "Invoice": (activities.create_invoice_from_estimate, invoice)}[entity]
+    first = run(*write)
+    with Session(engine) as session:
+        session.exec(delete(QboObjectMap).where(QboObjectMap.qbo_entity == entity))  # type: ignore[call-overload]
+        session.commit()
+    assert forget_request_ids(settings.qbo_api_url, realm_id) > 0
+
+    again = run(*write)
+
+    assert again == first
+    assert [o["Id"] for o in list_objects(settings.qbo_api_url, realm_id, entity)] == [first]
+
+
+def test_a_new_proposals_estimate_payment_and_invoice_take_one_qbo_call_each(
+    activities: QuickBooksActivities, settings: Settings, realm_id: str
+) -> None:
+    """Only we make a proposal's documents, and the audit log shows none of these was ever sent: each is
+    written without looking for it first. (The first proposal of a company also makes its items.)"""
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+    run(activities.ensure_estimate, EnsureEstimateInput(account_id=ACCOUNT, realm_id=realm_id,
+                                                        customer_id=customer_id, proposal=factories.proposal()))
+
+    def calls(fn, arg) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+        before = dump_company(settings.qbo_api_url, realm_id)["served"]
+        made = run(fn, arg)
+        return made, dump_company(settings.qbo_api_url, realm_id)["served"] - before
+
+    estimate_id, estimate_calls = calls(activities.ensure_estimate, EnsureEstimateInput(
+        account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, proposal=factories.proposal("P-2", "1002")))
+    payment, invoice = document_inputs(realm_id, customer_id, estimate_id, "P-2")
+    _, payment_calls = calls(activities.record_unapplied_payment, payment)
+    _, invoice_calls = calls(activities.create_invoice_from_estimate, invoice)
+
+    assert (estimate_calls, payment_calls, invoice_calls) == (1, 1, 1)
+    assert len(list_objects(settings.qbo_api_url, realm_id, "Invoice")) == 1
 
 
 def test_the_audit_holds_the_body_qbo_got_and_its_answer(

@@ -26,6 +26,13 @@ def expire_access_tokens(api_url: str, realm_id: str) -> int:
     return int(response.json()["expired"])
 
 
+def forget_request_ids(api_url: str, realm_id: str) -> int:
+    """Make the company forget the answers it keeps for requestids, as QBO does after a while; returns how many."""
+    response = httpx.post(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/forget-request-ids", timeout=10)
+    response.raise_for_status()
+    return int(response.json()["forgotten"])
+
+
 def list_objects(api_url: str, realm_id: str, entity: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}/{entity}", timeout=10)
     response.raise_for_status()
@@ -50,7 +57,8 @@ def inject_faults(api_url: str, realm_id: str, kind: str, count: int = 1) -> Non
 
 
 def dump_company(api_url: str, realm_id: str) -> dict[str, Any]:
-    """Every object of the company by entity, with the peak requests in flight and the calls throttled."""
+    """Every object of the company by entity, with the peak requests in flight, the calls throttled and the
+    calls served."""
     response = httpx.get(f"{sandbox_root(api_url)}/admin/companies/{realm_id}", timeout=10)
     response.raise_for_status()
     return dict(loads(response.text))

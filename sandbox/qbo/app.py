@@ -81,6 +81,16 @@ class QboSandbox:
                 self.state.save_changes(realm_id, company.pending_changes())
             company.mark_saved()
 
+    def forget_request_ids(self, realm_id: str) -> int:
+        """Forget the company's kept answers, in the state file too: a write repeated after this is new to it."""
+        company = self.company(realm_id)
+        with company.lock:
+            forgotten = company.forget_responses()
+            if self.state is not None:
+                self.state.save_company(realm_id, company.snapshot())
+            company.mark_saved()
+        return forgotten
+
     def tokens_saved(self) -> None:
         if self.state is not None:
             self.state.save_tokens(self.tokens.snapshot())
@@ -289,6 +299,11 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         sandbox.tokens_saved()
         return {"expired": ended}
 
+    @app.post("/admin/companies/{realm_id}/forget-request-ids")
+    def forget_request_ids(realm_id: str) -> dict[str, int]:
+        """Forget the answers kept for requestids: QBO keeps them for a time it does not document."""
+        return {"forgotten": sandbox.forget_request_ids(realm_id)}
+
     @app.get("/admin/companies/{realm_id}")
     def dump_company(realm_id: str) -> Response:
         """Every object of the company, by entity, and what the limits saw."""
@@ -296,6 +311,7 @@ def create_app(sandbox: QboSandbox | None = None) -> FastAPI:
         return _json({"realm_id": realm_id, "objects": {e: company.all(e) for e in ENTITIES},
                       "peak_in_flight": sandbox.throttle.peak_in_flight.get(realm_id, 0),
                       "throttled": sandbox.throttle.throttled.get(realm_id, 0),
+                      "served": sandbox.throttle.served.get(realm_id, 0),
                       "faults": sandbox.faults_for(realm_id).describe()})
 
     @app.put("/admin/companies/{realm_id}/faults")

@@ -140,6 +140,13 @@ class Company:
             self.responses_by_request_id[request_id] = (status, response)
             self._responses_since_save.append(request_id)
 
+    def forget_responses(self) -> int:
+        """Drop every kept answer, as QBO does after a while it does not document; returns how many."""
+        with self.lock:
+            forgotten = len(self.responses_by_request_id)
+            self.responses_by_request_id, self._responses_since_save = {}, []
+            return forgotten
+
     def pending_changes(self) -> Changes:
         """What changed since the company was last saved (or created, or restored), for the state file. Call
         mark_saved once it is written, holding the lock throughout: a failed save keeps them pending."""

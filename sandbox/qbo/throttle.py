@@ -34,6 +34,7 @@ class RealmThrottle:
         self._realms: dict[str, _Realm] = {}
         self.peak_in_flight: dict[str, int] = {}
         self.throttled: dict[str, int] = {}
+        self.served: dict[str, int] = {}  # requests let through, per company
 
     @contextmanager
     def admit(self, realm_id: str, batch: bool = False) -> Iterator[None]:
@@ -55,6 +56,7 @@ class RealmThrottle:
             if batch:
                 realm.batches.append(now)
             realm.in_flight += 1
+            self.served[realm_id] = self.served.get(realm_id, 0) + 1
             self.peak_in_flight[realm_id] = max(self.peak_in_flight.get(realm_id, 0), realm.in_flight)
         try:
             yield
