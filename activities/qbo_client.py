@@ -87,6 +87,12 @@ def _void(qb: QuickBooks, obj: Any) -> dict[str, Any]:
     return dict(answer.get(obj.qbo_object_name, answer))
 
 
+def qbo_fault_code(error: BaseException) -> int | None:
+    """QBO's error code behind an activity error that `QboConnector.call` raised, when QBO answered with one."""
+    cause = error.__cause__
+    return int(cause.error_code or 0) or None if isinstance(cause, QuickbooksException) else None
+
+
 def qbo_error(exc: QuickbooksException, throttle_wait: timedelta) -> ApplicationError:
     """The activity error for a QBO fault: final for a bad request (QBO's message kept), retryable otherwise;
     after a 429 the retry waits `throttle_wait` without holding a worker slot."""
@@ -268,7 +274,8 @@ class QboConnector:
 
     def sent_before(self, realm_id: str, request_id: str) -> bool:
         """Whether a write with this requestid ever went out to the company, as far as the audit log knows: its
-        row is written before the request and dropped only when the company's limits held the write back."""
+        row is written before the request and dropped only when the company's limits held the write back before
+        any request was sent."""
         with self.engine.connect() as connection:
             return connection.execute(_SENT_BEFORE, {"realm_id": realm_id, "request_id": request_id}).first() \
                 is not None

@@ -1,15 +1,17 @@
 """QuickBooks activities: each finds or creates one QBO object for one CRM object (or business key), exactly
 once, or changes one object with a fresh SyncToken.
 
-Every write follows one pattern: check the ledger map, look for the object in QBO, write it with a requestid
-derived from the business key, record the map. Running an activity again changes nothing.
-
-What is looked for depends on who can have made the object. A customer, vendor or item may be there already
-under its name (made by hand, or by another tool), so it is always looked for. A proposal's estimate, invoice
-and payments are ours alone: one can be in QBO without being in the map only when we sent its write before and
-its answer or its record was lost, which the audit log tells (its row is written before the request goes
-out). So a new one costs QBO one call, not two; a third of a lifecycle's calls were look-ups that found
+Every write follows one pattern: check the ledger map, look for the object in QBO when it may be there,
+write it with a requestid derived from the business key, record the map. Running an activity again changes
 nothing.
+
+Whether it may be there depends on who can have made it. A customer, vendor or item may be there already under
+its name (made by hand, or by another tool), so it is always looked for. A proposal's estimate, invoice and
+payments are ours: one can be in QBO without being in the map when we sent its write before and its answer or
+its record was lost, which the audit log tells (its row is written before the request goes out). Otherwise it
+is not looked for first, so a new one costs QBO one call, not two (a third of a lifecycle's calls were look-ups
+that found nothing). An estimate or invoice made elsewhere with the proposal's number still is found: QBO
+refuses the number (6140), and then it is looked for.
 """
 
 import uuid
@@ -37,7 +39,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.ledger import mapped_qbo_id, record_mapping
-from activities.qbo_client import QboConnector
+from activities.qbo_client import QboConnector, qbo_fault_code
 from models.money import cents
 from models.proposals import (
     ApplyPaymentInput,
@@ -57,6 +59,7 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f5e-9a43-2d2f0c8b7a10")
 DEFAULT_ITEM_NAME = "Services"
 INCOME_ACCOUNT_NAME = "Services"
 STALE_RETRIES = 3
+DUPLICATE_DOC_NUMBER = 6140
 
 
 def request_id(realm_id: str, *business_key: str) -> str:
@@ -108,8 +111,8 @@ class QuickBooksActivities:
     # -- the shared pattern --------------------------------------------------------------------------
     def _ensure(self, account_id: str, realm_id: str, crm_type: str, crm_id: str, entity: str,
                 find: Callable[[], str | None], create: Callable[[str], str], ours_alone: bool = False) -> str:
-        """The mapped object, or the one `find` finds, or a new one. `ours_alone`: only we make this object, so
-        `find` runs only when the audit log shows its write was sent before."""
+        """The mapped object, or the one `find` finds, or a new one. `ours_alone`: nobody else makes this object,
+        so `find` runs only when the audit log shows its write was sent before."""
         mapped = mapped_qbo_id(self.engine, account_id, realm_id, crm_type, crm_id, entity)
         if mapped is not None:
             return mapped
@@ -251,7 +254,11 @@ class QuickBooksActivities:
     def _ensure_sales_document(self, cls: Any, account_id: str, realm_id: str, customer_id: str,
                                proposal: Proposal, estimate_id: str | None = None) -> str:
         """The estimate or invoice for a proposal: its number and lines, its items created when missing, an
-        invoice linked to its estimate."""
+        invoice linked to its estimate. QBO keeps their numbers unique: when the number is taken by one made
+        elsewhere (by hand, by another tool) for this customer, that one is the proposal's."""
+        def by_number() -> str | None:
+            return self._by_number(realm_id, cls, proposal.number, customer_id)
+
         def create(rid: str) -> str:
             document = cls()
             document.CustomerRef = ref(customer_id, "Customer")
@@ -260,10 +267,15 @@ class QuickBooksActivities:
             document.Line = self._sales_lines(proposal, self._item_ids(account_id, realm_id, proposal))
             if estimate_id is not None:
                 document.LinkedTxn = [{"TxnId": estimate_id, "TxnType": "Estimate"}]
-            return str(self.qbo.audited_save(realm_id, document, rid).Id)
+            try:
+                return str(self.qbo.audited_save(realm_id, document, rid).Id)
+            except ApplicationError as error:
+                found = by_number() if qbo_fault_code(error) == DUPLICATE_DOC_NUMBER else None
+                if found is None:  # not the number taken, or taken by another customer's document
+                    raise
+                return found
 
-        return self._ensure(account_id, realm_id, "proposal", proposal.id, cls.qbo_object_name,
-                            lambda: self._by_number(realm_id, cls, proposal.number, customer_id), create,
+        return self._ensure(account_id, realm_id, "proposal", proposal.id, cls.qbo_object_name, by_number, create,
                             ours_alone=True)
 
     @activity.defn

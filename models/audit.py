@@ -1,4 +1,8 @@
-"""The audit log: every body sent to QuickBooks, with the request id and what came back."""
+"""The audit log: every body sent to QuickBooks, with the request id and what came back.
+
+Its rows are also how the QBO activities know a write went out before (activities/quickbooks.py): a proposal's
+estimate, invoice and payments are looked for in QBO only then. So rows are never pruned; an audit log cut
+short would leave those writes to QBO's requestid alone, which QBO keeps for a time it does not document."""
 
 from datetime import UTC, datetime
 

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
@@ -294,12 +295,17 @@ async def test_reconciliation_catches_up_what_lost_webhooks_missed(
     assert [r.voided for r in ledger_payments(engine, proposal_id)] == ["void"]
 
 
+@pytest.mark.parametrize("made_by_hand", [False, True], ids=["fixed", "fixed-and-made-by-hand"])
 async def test_a_sync_stuck_on_a_qbo_setup_fault_is_visible_and_resumes_once_fixed(
-    dev_env: WorkflowEnvironment, e2e_settings: Settings, engine: Engine, account_realm: str, crm_account: str
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, engine: Engine, account_realm: str, crm_account: str,
+    made_by_hand: bool,
 ) -> None:
     """New items need the "Services" income account; renamed away, the estimate is stuck (and says why) while
-    the payment still lands. Renamed back, a `retry` signal resumes it."""
+    the payment still lands. Renamed back, a `retry` signal resumes it; an estimate staff made by hand meanwhile
+    (the proposal's number, for its customer) is taken, not doubled."""
     from quickbooks.objects.account import Account
+    from quickbooks.objects.estimate import Estimate
+    from quickbooks.objects.item import Item
 
     from models import search_attributes as sa
     from workflows.proposal import ProposalWorkflow
@@ -323,9 +329,21 @@ async def test_a_sync_stuck_on_a_qbo_setup_fault_is_visible_and_resumes_once_fix
             assert [s.step for s in state.stuck] == ["estimate"] and "Services" in state.stuck[0].error
             assert (await handle.describe()).typed_search_attributes.get(sa.SYNC_STATUS) == "stuck"
 
+            by_hand = None
+            if made_by_hand:
+                assert state.proposal is not None and state.customer_id is not None
+                [item] = call_in_turn(qbo, account_realm, lambda qb: Item.filter(Name="Services", qb=qb))
+                estimate = Estimate.from_json({
+                    "DocNumber": state.proposal.number, "CustomerRef": {"value": state.customer_id},
+                    "Line": [{"Amount": "339.00", "DetailType": "SalesItemLineDetail",
+                              "SalesItemLineDetail": {"ItemRef": {"value": item.Id}}}]})
+                by_hand = call_in_turn(qbo, account_realm, lambda qb: estimate.save(qb=qb)).Id
+
             rename("Sales of services", "Services")
             await handle.signal(ProposalWorkflow.retry)
             state = await settled(dev_env.client, crm_account, proposal_id, lambda s: s.estimate_id)
             assert state.stuck == []
             assert (await handle.describe()).typed_search_attributes.get(sa.SYNC_STATUS) == "ok"
-    assert len(Books.read(e2e_settings, account_realm).estimates) == 1
+    estimates = Books.read(e2e_settings, account_realm).estimates
+    assert [e["Id"] for e in estimates] == [state.estimate_id]
+    assert by_hand is None or state.estimate_id == by_hand

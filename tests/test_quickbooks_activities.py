@@ -5,6 +5,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +40,7 @@ from models.qbo_connection import QboConnection
 from models.qbo_limits import QboRealmCall
 from sandbox.qbo.admin import dump_company, expire_access_tokens, forget_request_ids, inject_faults, list_objects
 from tests import factories
+from tests.qbo_turns import call_in_turn
 
 ACCOUNT = "acme-austin"
 
@@ -50,6 +52,15 @@ def activities(settings: Settings, engine: Engine) -> QuickBooksActivities:
 
 def run(fn, arg):  # type: ignore[no-untyped-def]
     return ActivityEnvironment().run(fn, arg)
+
+
+def run_when_room(fn, arg):  # type: ignore[no-untyped-def]
+    """`run`, again after each time the company's limits hold it back (a test making many calls in a second)."""
+    while True:
+        try:
+            return run(fn, arg)
+        except RealmBusy as busy:
+            time.sleep(busy.next_retry_delay.total_seconds() if busy.next_retry_delay else 0.05)
 
 
 def audit_rows(engine: Engine, realm_id: str) -> list[QboAuditLog]:
@@ -157,12 +168,15 @@ def document_inputs(realm_id: str, customer_id: str, estimate_id: str, proposal_
     return payment, invoice
 
 
+@pytest.mark.parametrize("audited_as", ["ok", "error", "sent"])
 @pytest.mark.parametrize("entity", ["Estimate", "Payment", "Invoice"])
 def test_a_document_written_but_not_recorded_is_found_not_duplicated(
-    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str, entity: str
+    activities: QuickBooksActivities, settings: Settings, engine: Engine, realm_id: str, entity: str,
+    audited_as: str,
 ) -> None:
     """A crash between the QBO write and the ledger record, found late: QBO no longer knows the requestid, but
-    the audit log shows the write went out, so the retry looks for it in QBO and finds it."""
+    the audit log shows the write went out (answered, its answer lost, or the worker gone mid-call), so the
+    retry looks for it in QBO and finds it."""
     customer_id = run(activities.ensure_customer, customer_input(realm_id))
     estimate = EnsureEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
                                    proposal=factories.proposal())
@@ -174,6 +188,8 @@ def test_a_document_written_but_not_recorded_is_found_not_duplicated(
     first = run(*write)
     with Session(engine) as session:
         session.exec(delete(QboObjectMap).where(QboObjectMap.qbo_entity == entity))  # type: ignore[call-overload]
+        session.exec(text("UPDATE qbo_audit_log SET status = :status WHERE entity = :entity"),  # type: ignore[call-overload]
+                     params={"status": audited_as, "entity": entity})
         session.commit()
     assert forget_request_ids(settings.qbo_api_url, realm_id) > 0
 
@@ -181,6 +197,40 @@ def test_a_document_written_but_not_recorded_is_found_not_duplicated(
 
     assert again == first
     assert [o["Id"] for o in list_objects(settings.qbo_api_url, realm_id, entity)] == [first]
+
+
+@pytest.mark.parametrize("entity", ["Estimate", "Invoice"])
+def test_a_document_made_elsewhere_with_the_proposals_number_is_taken_not_doubled(
+    activities: QuickBooksActivities, settings: Settings, realm_id: str, entity: str
+) -> None:
+    """Made by hand (or by another tool) for the same customer: QBO refuses the number again, and the one it
+    has is the proposal's. Another customer's document with the number stays the final fault it is."""
+    customer_id = run(activities.ensure_customer, customer_input(realm_id))
+    other_id = run(activities.ensure_customer, customer_input(realm_id, contact_id="C-2", first="Ira", last="Moss"))
+    estimate_id = run(activities.ensure_estimate, EnsureEstimateInput(
+        account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, proposal=factories.proposal()))
+    [item] = [i for i in list_objects(settings.qbo_api_url, realm_id, "Item") if i["Name"] == "Services"]
+
+    def made_elsewhere(number: str, customer: str) -> str:
+        line = {"Amount": "10.00", "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}
+        body = json.dumps({"DocNumber": number, "CustomerRef": {"value": customer}, "Line": [line]})
+        return str(call_in_turn(activities.qbo, realm_id, lambda qb: qb.create_object(entity, body))[entity]["Id"])
+
+    by_hand = made_elsewhere("2001", customer_id)
+    made_elsewhere("2002", other_id)
+    document = {"Estimate": lambda p: (activities.ensure_estimate, EnsureEstimateInput(
+                    account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, proposal=p)),
+                "Invoice": lambda p: (activities.create_invoice_from_estimate, InvoiceFromEstimateInput(
+                    account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, estimate_id=estimate_id,
+                    proposal=p))}[entity]
+
+    assert run_when_room(*document(factories.proposal("P-2", "2001"))) == by_hand
+    with pytest.raises(ApplicationError) as refused:
+        run_when_room(*document(factories.proposal("P-3", "2002")))
+    assert refused.value.non_retryable and "6140" in str(refused.value)
+    assert sorted(d["DocNumber"] for d in list_objects(settings.qbo_api_url, realm_id, entity)
+                  if d["DocNumber"] in ("2001", "2002")) == ["2001", "2002"]
 
 
 def test_a_new_proposals_estimate_payment_and_invoice_take_one_qbo_call_each(
