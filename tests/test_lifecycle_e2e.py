@@ -20,7 +20,15 @@ from activities.qbo_client import QboConnector
 from config.settings import Settings
 from dispatch import start_reconcile
 from models.ledger import LedgerPayment
-from models.proposals import CrmEvent, PaymentAdded, PaymentVoided, ProposalChanged, SalesCycleChange
+from models.proposals import (
+    CrmEvent,
+    PaymentAdded,
+    PaymentVoided,
+    Proposal,
+    ProposalChanged,
+    ProposalLine,
+    SalesCycleChange,
+)
 from sandbox.crm.admin import CrmSandboxAdmin
 from sandbox.qbo.admin import list_objects, set_faults
 from sandbox.serve import ServerThread
@@ -183,6 +191,43 @@ async def test_shuffled_and_duplicated_deliveries_give_the_same_books(
     books = Books.read(e2e_settings, account_realm)
     books.assert_invoiced(total=Decimal("289.00"), paid=Decimal("189.00"))
     assert len(books.live_payments()) == 2
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 1, 2, 0), (3, 0, 2, 1)],
+                         ids=["in order", "first completion last", "reopen after both completions"])
+async def test_a_reopened_job_redelivered_out_of_order_invoices_its_second_completion(
+    dev_env: WorkflowEnvironment, e2e_settings: Settings, account_realm: str, api: ServerThread,
+    order: tuple[int, ...],
+) -> None:
+    """Webhooks redelivered in any order after an outage, all taken in before a worker writes anything: the job
+    completed with 500, reopened, edited to 700 and completed again with 600 in the edit's CRM second. The
+    invoice bills 600."""
+    proposal_id = f"P-{uuid.uuid4().hex[:8]}"
+
+    def priced(unit_price: str) -> Proposal:
+        return factories.proposal(proposal_id, number=proposal_id).model_copy(update={"lines": [
+            ProposalLine(description="Gutter cleaning", quantity=Decimal(1), unit_price=Decimal(unit_price))]})
+
+    def moved(n: int, step: str, seconds: int, unit_price: str) -> SalesCycleChange:
+        change = factories.sales_cycle_change(event_id=f"{proposal_id}-{n}", step=step, proposal_id=proposal_id,
+                                              number=proposal_id)
+        return change.model_copy(update={"occurred_at": factories.T0 + timedelta(seconds=seconds),
+                                         "proposal": priced(unit_price)})
+
+    edit = ProposalChanged(event_id=f"{proposal_id}-4", account_id="acme-austin", contact=factories.contact(),
+                           occurred_at=factories.T0 + timedelta(seconds=12), proposal=priced("700.00"))
+    reports: list[SalesCycleChange | CrmEvent] = [
+        moved(2, "Job Complete", 10, "500.00"), moved(3, "Proposal Sent", 11, "500.00"), edit,
+        moved(5, "Job Complete", 12, "600.00")]
+    deliveries = [moved(1, "Proposal Sent", 0, "410.00"), *(reports[i] for i in order)]
+    answers = [(await post_event(api.url, e2e_settings, event)).status_code for event in deliveries]
+    with ThreadPoolExecutor(max_workers=e2e_settings.worker_activity_threads) as executor:
+        async with worker(dev_env, e2e_settings, executor):
+            state = await settled(dev_env.client, "acme-austin", proposal_id, lambda s: s.invoice_id)
+
+    assert set(answers) == {202}
+    Books.read(e2e_settings, account_realm).assert_invoiced(total=Decimal("600.00"), paid=Decimal(0))
+    assert state.proposal == priced("600.00")
 
 
 async def test_activities_waiting_in_the_worker_for_a_thread_still_book_everything_once(
