@@ -59,6 +59,7 @@ _REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c1e-3b0a-4f5e-9a43-2d2f0c8b7a10")
 DEFAULT_ITEM_NAME = "Services"
 INCOME_ACCOUNT_NAME = "Services"
 STALE_RETRIES = 3
+DUPLICATE_NAME = 6240
 DUPLICATE_DOC_NUMBER = 6140
 
 
@@ -139,6 +140,17 @@ class QuickBooksActivities:
     def _get(self, realm_id: str, cls: Any, object_id: str) -> Any:
         return self.qbo.call(realm_id, lambda qb: cls.get(object_id, qb=qb))
 
+    def _saved_or_taken(self, realm_id: str, obj: Any, rid: str, taken: int, find: Callable[[], str | None]) -> str:
+        """Save `obj`; when QBO refuses it because its name or number is taken (the fault code `taken`), the
+        object `find` finds holding it, or the refusal when `find` finds none."""
+        try:
+            return str(self.qbo.audited_save(realm_id, obj, rid).Id)
+        except ApplicationError as error:
+            found = find() if qbo_fault_code(error) == taken else None
+            if found is None:
+                raise
+            return found
+
     # -- customers and vendors -----------------------------------------------------------------------
     def _ensure_party(self, cls: Any, account_id: str, realm_id: str, crm_type: str, key: str, name: str,
                       build: Callable[[str], Any]) -> str:
@@ -158,7 +170,7 @@ class QuickBooksActivities:
             try:
                 return str(self.qbo.audited_save(realm_id, build(names[0]), rid).Id)
             except ApplicationError as error:
-                if error.type != "QboError6240":
+                if qbo_fault_code(error) != DUPLICATE_NAME:
                     raise
             # Duplicate name: one of ours created meanwhile, or another kind of party holding the name.
             alternate_rid = request_id(realm_id, account_id, crm_type, key, "alternate-name")
@@ -208,16 +220,12 @@ class QuickBooksActivities:
             item = Item()
             item.Name, item.Type = name, "Service"
             item.IncomeAccountRef = ref(self._account_id(realm_id, INCOME_ACCOUNT_NAME), "Account")
-            try:
-                return str(self.qbo.audited_save(realm_id, item, rid).Id)
-            except ApplicationError as error:
-                found = self._named(realm_id, Item, "Name", name) if error.type == "QboError6240" else None
-                if found is None:
-                    raise
-                return found
+            return self._saved_or_taken(realm_id, item, rid, DUPLICATE_NAME, named)
 
-        return self._ensure(account_id, realm_id, "product", name.casefold(), "Item",
-                            lambda: self._named(realm_id, Item, "Name", name), create)
+        def named() -> str | None:
+            return self._named(realm_id, Item, "Name", name)
+
+        return self._ensure(account_id, realm_id, "product", name.casefold(), "Item", named, create)
 
     def _account_id(self, realm_id: str, name: str) -> str:
         return self._account_ids(realm_id, [name])[name]
@@ -267,13 +275,8 @@ class QuickBooksActivities:
             document.Line = self._sales_lines(proposal, self._item_ids(account_id, realm_id, proposal))
             if estimate_id is not None:
                 document.LinkedTxn = [{"TxnId": estimate_id, "TxnType": "Estimate"}]
-            try:
-                return str(self.qbo.audited_save(realm_id, document, rid).Id)
-            except ApplicationError as error:
-                found = by_number() if qbo_fault_code(error) == DUPLICATE_DOC_NUMBER else None
-                if found is None:  # not the number taken, or taken by another customer's document
-                    raise
-                return found
+            # Taken by another customer's document, the number stays the final fault it is.
+            return self._saved_or_taken(realm_id, document, rid, DUPLICATE_DOC_NUMBER, by_number)
 
         return self._ensure(account_id, realm_id, "proposal", proposal.id, cls.qbo_object_name, by_number, create,
                             ours_alone=True)

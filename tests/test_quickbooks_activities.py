@@ -5,10 +5,9 @@ import http.client
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -30,7 +29,6 @@ from config.settings import Settings
 from models.audit import QboAuditLog
 from models.ledger import QboObjectMap
 from models.proposals import (
-    CrmPayment,
     EnsureCustomerInput,
     EnsureEstimateInput,
     InvoiceFromEstimateInput,
@@ -40,7 +38,7 @@ from models.qbo_connection import QboConnection
 from models.qbo_limits import QboRealmCall
 from sandbox.qbo.admin import dump_company, expire_access_tokens, forget_request_ids, inject_faults, list_objects
 from tests import factories
-from tests.qbo_turns import call_in_turn
+from tests.qbo_turns import call_in_turn, with_retries
 
 ACCOUNT = "acme-austin"
 
@@ -52,15 +50,6 @@ def activities(settings: Settings, engine: Engine) -> QuickBooksActivities:
 
 def run(fn, arg):  # type: ignore[no-untyped-def]
     return ActivityEnvironment().run(fn, arg)
-
-
-def run_when_room(fn, arg):  # type: ignore[no-untyped-def]
-    """`run`, again after each time the company's limits hold it back (a test making many calls in a second)."""
-    while True:
-        try:
-            return run(fn, arg)
-        except RealmBusy as busy:
-            time.sleep(busy.next_retry_delay.total_seconds() if busy.next_retry_delay else 0.05)
 
 
 def audit_rows(engine: Engine, realm_id: str) -> list[QboAuditLog]:
@@ -161,8 +150,7 @@ def test_estimate_has_the_proposal_number_lines_and_exact_total(
 def document_inputs(realm_id: str, customer_id: str, estimate_id: str, proposal_id: str = "P-1",
                     ) -> tuple[RecordPaymentInput, InvoiceFromEstimateInput]:
     payment = RecordPaymentInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
-                                 payment=CrmPayment(id=f"pay-{proposal_id}", amount=Decimal("100.00"),
-                                                    received_on=date(2026, 11, 20)))
+                                 payment=factories.crm_payment(f"pay-{proposal_id}", "100.00"))
     invoice = InvoiceFromEstimateInput(account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id,
                                        estimate_id=estimate_id, proposal=factories.proposal(proposal_id))
     return payment, invoice
@@ -225,9 +213,9 @@ def test_a_document_made_elsewhere_with_the_proposals_number_is_taken_not_double
                     account_id=ACCOUNT, realm_id=realm_id, customer_id=customer_id, estimate_id=estimate_id,
                     proposal=p))}[entity]
 
-    assert run_when_room(*document(factories.proposal("P-2", "2001"))) == by_hand
+    assert with_retries(*document(factories.proposal("P-2", "2001")), retry_on=(RealmBusy,)) == by_hand
     with pytest.raises(ApplicationError) as refused:
-        run_when_room(*document(factories.proposal("P-3", "2002")))
+        with_retries(*document(factories.proposal("P-3", "2002")), retry_on=(RealmBusy,))
     assert refused.value.non_retryable and "6140" in str(refused.value)
     assert sorted(d["DocNumber"] for d in list_objects(settings.qbo_api_url, realm_id, entity)
                   if d["DocNumber"] in ("2001", "2002")) == ["2001", "2002"]

@@ -2,9 +2,7 @@
 storms. Whatever happens, each customer, invoice and payment exists once and the company's limits hold."""
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
@@ -13,9 +11,10 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 
 from activities.qbo_client import QboConnector
+from activities.qbo_limits import RealmBusy
 from activities.quickbooks import QuickBooksActivities
 from config.settings import Settings
 from models.money import cents
@@ -31,7 +30,7 @@ from models.proposals import (
 from models.royalty import CheckLine, EnsureVendorInput, RoyaltyCheckInput
 from sandbox.qbo.admin import dump_company, list_objects, set_faults
 from tests import factories
-from tests.qbo_turns import call_in_turn
+from tests.qbo_turns import call_in_turn, with_retries
 
 T = TypeVar("T")
 ACCOUNT = "acme-austin"
@@ -46,18 +45,6 @@ def fast_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def qbo(fast_settings: Settings, engine: Engine) -> QuickBooksActivities:
     return QuickBooksActivities(QboConnector(fast_settings, engine), engine)
-
-
-def with_retries(fn: Callable[[Any], T], arg: Any, attempts: int = 40) -> T:
-    """Run an activity as Temporal would: again after every retryable failure, after the delay it asks for."""
-    for _ in range(attempts):
-        try:
-            return ActivityEnvironment().run(fn, arg)
-        except ApplicationError as error:
-            if error.non_retryable:
-                raise
-            time.sleep(error.next_retry_delay.total_seconds() if error.next_retry_delay else 0.05)
-    raise AssertionError(f"{fn.__name__} did not succeed in {attempts} attempts")
 
 
 def objects(settings: Settings, realm_id: str, entity: str) -> list[dict[str, Any]]:
@@ -118,6 +105,38 @@ def test_items_are_created_from_products_once(qbo: QuickBooksActivities, fast_se
                                                               customer_id=customer, proposal=proposal))
     names = sorted(i["Name"] for i in objects(fast_settings, realm_id, "Item"))
     assert names == ["Gutter Cleaning", "Services"]
+
+
+def test_an_item_another_account_made_meanwhile_is_taken_not_doubled(
+    qbo: QuickBooksActivities, fast_settings: Settings, realm_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two accounts sharing a QBO company each need a new item: one makes it between the other's look-up and
+    its write. QBO refuses the name (6240), and the item it has is taken."""
+    def estimate(account: str, number: str, retry_on: tuple[type[ApplicationError], ...] = (ApplicationError,)
+                 ) -> str:
+        proposal = factories.proposal(f"P-{number}", number=number).model_copy(update={"lines": [
+            ProposalLine(product="Gutter Guard", description="Front", quantity=Decimal(1), unit_price=Decimal("10"))]})
+        customer = with_retries(qbo.ensure_customer, EnsureCustomerInput(account_id=account, realm_id=realm_id,
+                                                                         contact=factories.contact()))
+        return with_retries(qbo.ensure_estimate, EnsureEstimateInput(account_id=account, realm_id=realm_id,
+                                                                     customer_id=customer, proposal=proposal),
+                            retry_on=retry_on)
+
+    estimate(ACCOUNT, "1")
+    looked_up, lookups = qbo._named, []
+
+    def named_late(*args: Any) -> str | None:
+        lookups.append(args)
+        return None if len(lookups) == 1 else looked_up(*args)  # the first ran before the item was made
+
+    monkeypatch.setattr(qbo, "_named", named_late)
+    estimate("acme-round-rock", "2", retry_on=(RealmBusy,))  # QBO's refusal is not retried away
+
+    assert [i["Name"] for i in objects(fast_settings, realm_id, "Item")].count("Gutter Guard") == 1
+    item_refs = {line["SalesItemLineDetail"]["ItemRef"]["value"] for e in objects(fast_settings, realm_id, "Estimate")
+                 for line in e["Line"] if line["DetailType"] == "SalesItemLineDetail"}
+    assert len(objects(fast_settings, realm_id, "Estimate")) == 2 and len(item_refs) == 1
+    assert len(lookups) == 2  # the look-up, then the one after QBO refused the name
 
 
 @pytest.mark.parametrize("fault", ["drop", "timeout", "500"])
